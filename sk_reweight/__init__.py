@@ -1,0 +1,12 @@
+"""scikit-learn classifiers that train PyTorch networks while reweighting examples by difficulty.
+
+- :class:`ERMClassifier`: plain empirical risk minimisation, the baseline.
+- :class:`RGDClassifier`: Stochastic Re-weighted Gradient Descent (KL-DRO).
+"""
+
+from ._erm import ERMClassifier
+from ._rgd import RGDClassifier, rgd_weights
+
+__version__ = "0.1.0"
+
+__all__ = ["ERMClassifier", "RGDClassifier", "__version__", "rgd_weights"]

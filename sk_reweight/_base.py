@@ -1,0 +1,578 @@
+"""The scikit-learn facade shared by every classifier of the package.
+
+:class:`BaseReweightingClassifier` validates input, encodes labels, combines
+``sample_weight`` and ``class_weight``, seeds the random number generators,
+builds the network and a :class:`~sk_reweight._engine.ReweightingNet` (stored as
+``net_``) and predicts. Subclasses only say which
+:class:`~sk_reweight._policies.MinibatchPolicy` trains the network.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, compute_sample_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from torch import nn
+
+from ._engine import ReweightingNet, TensorDataset
+from ._modules import default_module
+from ._policies import MinibatchPolicy
+from ._schedules import resolve_lr_schedule
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+}
+
+SHARED_PARAMETERS_DOC = """\
+    module : None, torch.nn.Module or callable, default=None
+        The network; it must return one logit per class. ``None`` picks a
+        default from the input: an MLP for 2-D ``X``, a small CNN (two
+        convolution blocks with batch normalisation) for images shaped
+        ``(n, H, W)`` or ``(n, C, H, W)``. A module instance is deep-copied and
+        its layers re-initialised under ``random_state`` at every fit. A
+        callable (e.g. a module class) is called as
+        ``module(input_shape, n_classes)``, with ``input_shape`` the shape of
+        one example, such as ``(n_features,)`` or ``(C, H, W)``.
+
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the hidden dense layers of the default network (for the CNN,
+        of its head after global pooling).
+
+    dropout : float in [0, 1), default=0.0
+        Dropout probability after every hidden dense layer of the default
+        network.
+
+    optimizer : {'sgd', 'adam', 'adamw', 'adagrad'} or torch optimizer class, default='adam'
+        The optimizer. A class receives ``lr`` and ``weight_decay`` (and
+        ``momentum`` when it is ``torch.optim.SGD``).
+
+    lr : float > 0, default=1e-3
+        Base learning rate.
+
+    momentum : float in [0, 1], default=0.9
+        Momentum of SGD; ignored by the other optimizers.
+
+    weight_decay : float >= 0, default=0.0
+        L2 penalty (decoupled for AdamW).
+
+    batch_size : int >= 1, default=128
+        Examples per minibatch (the whole training set when larger).
+
+    max_epochs : int >= 1, default=100
+        Training epochs; fewer with early stopping.
+
+    lr_schedule : {None, 'cosine', 'step'} or callable, default=None
+        Multiplier of ``lr`` as a function of the fractional epoch, updated at
+        every step: ``None`` keeps ``lr``; ``'cosine'`` anneals it to 0 over
+        ``max_epochs``; ``'step'`` divides it by 10 at 50 % and 75 % of
+        ``max_epochs``; a callable ``f(epoch: float) -> float`` is used as is
+        (define it at module level to keep the estimator picklable).
+
+    class_weight : None, 'balanced' or dict, default=None
+        Weights of the classes, multiplied into ``sample_weight``, as in
+        :class:`sklearn.linear_model.LogisticRegression`. ``'balanced'`` uses
+        ``n_samples / (n_classes * np.bincount(y))``.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified) and
+        stop when the validation loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the best epoch's weights are restored.
+        Without it, training runs exactly ``max_epochs`` epochs.
+
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out for early stopping.
+
+    n_iter_no_change : int >= 1, default=10
+        Patience of early stopping, in epochs.
+
+    tol : float >= 0, default=1e-4
+        Smallest decrease of the validation loss that counts as improvement.
+
+    device : str or torch.device, default='auto'
+        Where to train: ``'auto'`` takes CUDA when available, else the CPU.
+        On a GPU the training data are copied to the device once when they
+        fit into half of its free memory, and streamed per batch otherwise.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, the validation split and the
+        order of minibatches. With an int, fitting twice on the CPU gives
+        identical networks.
+
+    verbose : int, default=0
+        0 is silent; 1 prints a table row per epoch (losses, learning rate,
+        weight statistics, duration); 2 also shows a progress bar over each
+        epoch's minibatches.
+
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks (deep-copied at every fit), e.g.
+        :class:`skorch.callbacks.Checkpoint`.
+
+    warm_start : bool, default=False
+        When refitting, start from the fitted network's weights and optimizer
+        state instead of a fresh initialisation; the learning-rate schedule
+        and the policy start over, and ``history_`` is extended.
+"""
+
+SHARED_ATTRIBUTES_DOC = """\
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    n_features_in_ : int
+        Number of features (for images: size of the second axis of ``X``).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    input_shape_ : tuple of int
+        Shape of one example as the network sees it: ``(n_features,)`` or
+        ``(C, H, W)``.
+
+    net_ : skorch.NeuralNet
+        The fitted skorch net; ``net_.module_`` is the trained torch module.
+
+    history_ : skorch.History
+        Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),
+        ``valid_loss`` (with early stopping), ``lr``, ``dur`` and the
+        policy's statistics.
+
+    n_iter_ : int
+        Number of epochs trained (over all warm-started fits).
+
+    loss_curve_ : list of float
+        ``train_loss`` per epoch.
+
+    validation_loss_curve_ : list of float or None
+        ``valid_loss`` per epoch with early stopping, else None.
+
+    best_validation_loss_ : float or None
+        Lowest validation loss with early stopping (its weights were
+        restored), else None.
+"""
+
+
+def fill_shared_docs(cls: type) -> type:
+    """Insert the shared parameter and attribute descriptions into a class docstring."""
+    cls.__doc__ = cls.__doc__.replace("{shared_parameters}", SHARED_PARAMETERS_DOC.rstrip()).replace(
+        "{shared_attributes}", SHARED_ATTRIBUTES_DOC.rstrip()
+    )
+    return cls
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn the ``device`` parameter into a ``torch.device``, checking that it exists."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "use device='auto' or 'cpu', or install a CUDA build of torch."
+        )
+    return resolved
+
+
+def data_device(device: torch.device, nbytes: int) -> torch.device:
+    """Where the training tensors live: on a GPU when they take under half of its free memory."""
+    if device.type != "cuda":
+        return device
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes < free_bytes // 2 else torch.device("cpu")
+
+
+@contextmanager
+def seeded_torch(seed: int, device: torch.device) -> Iterator[torch.Generator]:
+    """Seed torch's global generators for the duration of a fit, then restore them.
+
+    Weight initialisation and dropout draw from the global generators; the
+    yielded CPU generator drives the minibatch policy.
+    """
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if (
+        device.type == "cuda"
+    ) else []
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if devices:
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
+def reset_parameters(module: nn.Module) -> None:
+    """Re-initialise every submodule that knows how (``reset_parameters``)."""
+    for submodule in module.modules():
+        if callable(getattr(submodule, "reset_parameters", None)):
+            submodule.reset_parameters()
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """Message sink of early stopping when ``verbose=0``."""
+
+
+class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
+    """Base class of the classifiers: everything but the minibatch policy.
+
+    Subclasses implement :meth:`_make_policy`. See :class:`ERMClassifier` for
+    the parameters.
+    """
+
+    _parameter_constraints: dict = {
+        "module": [None, nn.Module, callable],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr_schedule": [None, StrOptions({"cosine", "step"}), callable],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [None, list],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        module: nn.Module | Any | None = None,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        dropout: float = 0.0,
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        max_epochs: int = 100,
+        lr_schedule: str | Any | None = None,
+        class_weight: str | dict | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+        warm_start: bool = False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+
+    @abstractmethod
+    def _make_policy(self) -> MinibatchPolicy:
+        """Return a fresh minibatch policy configured from the parameters."""
+
+    # ------------------------------------------------------------------ input
+
+    _VALIDATION_KWARGS: dict[str, Any] = dict(ensure_2d=False, allow_nd=True, dtype=np.float32)
+
+    def _validate_training_data(self, X: ArrayLike, y: ArrayLike, *, reset: bool):
+        """Validate ``X`` and ``y`` for fitting; ``X`` comes back shaped for the network."""
+        X, y = validate_data(self, X, y, reset=reset, **self._VALIDATION_KWARGS)
+        return self._shape_examples(X, reset=reset), y
+
+    def _validate_X(self, X: ArrayLike) -> NDArray[np.float32]:
+        """Validate ``X`` for prediction against what the classifier was fitted on."""
+        X = validate_data(self, X, reset=False, **self._VALIDATION_KWARGS)
+        return self._shape_examples(X, reset=False)
+
+    def _shape_examples(self, X: NDArray[np.float32], *, reset: bool) -> NDArray[np.float32]:
+        """Check or set ``n_features_in_`` and ``input_shape_``; give (n, H, W) images a channel axis.
+
+        ``validate_data`` checks the feature count only of 2-D input, so it is
+        done here for every shape.
+        """
+        if X.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"{type(self).__name__} expects X of shape (n_samples, n_features) or images "
+                f"(n_samples, H, W) / (n_samples, C, H, W); got an array with shape {X.shape}. "
+                "Reshape your data, e.g. with X.reshape(-1, 1) for a single feature."
+            )
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if X.ndim == 3:
+            X = X[:, None]
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has examples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
+                f"was fitted on examples of shape {self.input_shape_}."
+            )
+        return X
+
+    def _encode_labels(self, y: NDArray, reset: bool) -> NDArray[np.int64]:
+        check_classification_targets(y)
+        if reset:
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes, but y "
+                    f"contains only one class: {self.classes_[0]!r}."
+                )
+            return encoded.astype(np.int64)
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"warm_start=True requires the classes of the first fit {list(self.classes_)}; "
+                f"y contains new classes {list(unseen)}."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _training_weights(self, X: NDArray, y: NDArray, sample_weight: ArrayLike | None):
+        """``sample_weight`` (default ones) times the ``class_weight`` of each example."""
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            weights = weights * compute_sample_weight(self.class_weight, y)
+        if not weights.sum() > 0:
+            raise ValueError("sample_weight (times class_weight) must have a positive sum.")
+        return weights.astype(np.float32)
+
+    def _optimizer_kwargs(self) -> dict[str, Any]:
+        optimizer = OPTIMIZERS.get(self.optimizer, self.optimizer)
+        if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+            raise TypeError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)} or a subclass of "
+                f"torch.optim.Optimizer; got {self.optimizer!r}."
+            )
+        kwargs: dict[str, Any] = {
+            "optimizer": optimizer,
+            "optimizer__weight_decay": self.weight_decay,
+        }
+        if optimizer is torch.optim.SGD:
+            kwargs["optimizer__momentum"] = self.momentum
+        return kwargs
+
+    def _build_module(self, X: NDArray) -> nn.Module:
+        """Build the network and check that it maps ``X`` to one logit per class."""
+        n_classes = len(self.classes_)
+        hidden_layer_sizes = tuple(int(width) for width in np.atleast_1d(self.hidden_layer_sizes))
+        if not all(width >= 1 for width in hidden_layer_sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must contain positive integers; got {self.hidden_layer_sizes!r}."
+            )
+        if self.module is None:
+            module = default_module(self.input_shape_, n_classes, hidden_layer_sizes, self.dropout)
+        elif isinstance(self.module, nn.Module):
+            module = copy.deepcopy(self.module)
+            reset_parameters(module)
+        else:
+            module = self.module(self.input_shape_, n_classes)
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    f"module(input_shape, n_classes) must return a torch.nn.Module; "
+                    f"got {type(module).__name__}."
+                )
+        self._check_module_output(module, X[:2], n_classes)
+        return module
+
+    @staticmethod
+    def _check_module_output(module: nn.Module, X_probe: NDArray, n_classes: int) -> None:
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                output = module(torch.as_tensor(X_probe))
+        except Exception as exc:
+            raise ValueError(
+                f"module failed on input of shape {X_probe.shape}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            module.train(was_training)
+        if tuple(output.shape) != (len(X_probe), n_classes):
+            raise ValueError(
+                f"module must return logits of shape (n_samples, n_classes) = "
+                f"{(len(X_probe), n_classes)}; got {tuple(output.shape)}."
+            )
+
+    def _split(self, y: NDArray[np.int64], seed: int) -> tuple[NDArray, NDArray | None]:
+        """Indices of the training and (with early stopping) validation examples.
+
+        The split is stratified whenever both parts can hold every class.
+        """
+        indices = np.arange(len(y))
+        if not self.early_stopping:
+            return indices, None
+        n_valid = int(np.ceil(self.validation_fraction * len(y)))
+        if n_valid >= len(y):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no training data "
+                f"out of {len(y)} samples."
+            )
+        n_classes = len(self.classes_)
+        can_stratify = min(n_valid, len(y) - n_valid) >= n_classes and np.bincount(y).min() >= 2
+        return train_test_split(
+            indices, test_size=n_valid, random_state=seed, stratify=y if can_stratify else None
+        )
+
+    def _callbacks(self) -> list:
+        callbacks: list = []
+        if self.early_stopping:
+            early_stopping = EarlyStopping(
+                monitor="valid_loss",
+                patience=self.n_iter_no_change,
+                threshold=self.tol,
+                threshold_mode="abs",
+                load_best=True,
+                sink=print if self.verbose else _silent,
+            )
+            callbacks.append(("early_stopping", early_stopping))
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks + copy.deepcopy(list(self.callbacks or []))
+
+    # -------------------------------------------------------------------- fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) or (n_samples, C, H, W)
+            Training inputs; a DataFrame's column names are recorded.
+        y : array-like of shape (n_samples,)
+            Class labels (strings, integers or booleans).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights. Each minibatch minimises the weighted mean of
+            its (policy-weighted) losses, ``sum(w * loss) / sum(w)``, as in
+            :class:`~sklearn.neural_network.MLPClassifier`.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        warm = self.warm_start and hasattr(self, "net_")
+        X, y = self._validate_training_data(X, y, reset=not warm)
+        y_encoded = self._encode_labels(y, reset=not warm)
+        sample_weight = self._training_weights(X, y, sample_weight)
+        device = resolve_device(self.device)
+        base_seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        epochs_done = self.n_iter_ if warm else 0
+        seed = int(np.random.SeedSequence([base_seed, epochs_done]).generate_state(1)[0] >> 1)
+
+        dataset = TensorDataset(
+            torch.tensor(X), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
+        )
+        dataset = dataset.to(data_device(device, dataset.nbytes))
+        train, valid = self._split(y_encoded, seed)
+        train_set = dataset.subset(train)
+        train_split = None if valid is None else predefined_split(dataset.subset(valid))
+        lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
+        policy = self._make_policy()
+        with seeded_torch(seed, device) as generator:
+            policy.reset(len(train_set), generator, dataset.X.device)
+            if warm:
+                net = self.net_
+                net.policy, net.lr_schedule, net.train_split = policy, lr_schedule, train_split
+                net.max_epochs = self.max_epochs
+                net.partial_fit(train_set)
+            else:
+                net = ReweightingNet(
+                    self._build_module(X),
+                    policy=policy,
+                    lr_schedule=lr_schedule,
+                    lr=self.lr,
+                    max_epochs=self.max_epochs,
+                    batch_size=self.batch_size,
+                    train_split=train_split,
+                    callbacks=self._callbacks(),
+                    verbose=self.verbose,
+                    device=device,
+                    **self._optimizer_kwargs(),
+                )
+                net.fit(train_set)
+
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = list(net.history[:, "train_loss"])
+        self.validation_loss_curve_ = (
+            None if valid is None else list(net.history[:, "valid_loss"])
+        )
+        self.best_validation_loss_ = (
+            None if valid is None else min(self.validation_loss_curve_)
+        )
+        return self
+
+    # ---------------------------------------------------------------- predict
+
+    def _logits(self, X: ArrayLike) -> torch.Tensor:
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        return self.net_.forward(TensorDataset(torch.tensor(X)), training=False, device="cpu")
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Class probabilities: the softmax of the network's logits.
+
+        Parameters
+        ----------
+        X : array-like of the same kind and shape as in ``fit``
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns ordered as ``classes_``.
+        """
+        return torch.softmax(self._logits(X).double(), dim=1).numpy()
+
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Logarithm of :meth:`predict_proba`, computed stably from the logits."""
+        return torch.log_softmax(self._logits(X).double(), dim=1).numpy()
+
+    def predict(self, X: ArrayLike) -> NDArray:
+        """Most probable class of each example, as labels from ``classes_``."""
+        logits = self._logits(X)
+        return self.classes_[logits.argmax(dim=1).numpy()]

@@ -1,0 +1,231 @@
+"""The training engine: a skorch net that trains on device-resident tensor batches.
+
+skorch contributes the epoch loop, callbacks, history, early stopping and
+checkpointing. This module replaces what makes plain skorch slow for tabular
+data (one ``__getitem__`` and one collate per example) with tensor slicing, and
+routes every minibatch through a :class:`~sk_reweight._policies.MinibatchPolicy`
+that decides which examples are drawn and how their losses are weighted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PrintLog
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ._policies import MinibatchPolicy
+from ._schedules import LRSchedule, constant_schedule
+
+Batch = tuple[Tensor, tuple[Tensor, Tensor, Any] | None]
+
+
+def weighted_mean_loss(
+    losses: Tensor, sample_weight: Tensor, example_weight: Tensor | None = None
+) -> Tensor:
+    r"""Minibatch objective: the sample-weighted mean of reweighted losses.
+
+    .. math:: L = \frac{\sum_i u_i r_i \ell_i}{\sum_i u_i}
+
+    with :math:`u_i` the user's sample weight (times class weight), as in
+    :class:`sklearn.neural_network.MLPClassifier`, and :math:`r_i` the
+    policy's multiplier (1 for ERM, the RGD weight, the RAIS importance
+    weight). A minibatch whose sample weights are all zero contributes zero.
+    """
+    weight = sample_weight if example_weight is None else sample_weight * example_weight
+    return torch.dot(weight, losses) / sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+
+
+class TensorDataset(Dataset):
+    """Inputs, encoded labels and sample weights held as tensors.
+
+    Batches are cut by indexing the tensors, never by collating examples.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_samples, ...)
+        float32 inputs.
+    y : Tensor of shape (n_samples,), optional
+        int64 class indices; ``None`` for prediction.
+    sample_weight : Tensor of shape (n_samples,), optional
+        float32 weights; required when ``y`` is given.
+    """
+
+    def __init__(self, X: Tensor, y: Tensor | None = None, sample_weight: Tensor | None = None):
+        self.X = X
+        self.y = y
+        self.sample_weight = sample_weight
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, index: Any) -> Batch:
+        if self.y is None:
+            return self.X[index], None
+        return self.X[index], (self.y[index], self.sample_weight[index], index)
+
+    def to(self, device: torch.device | str) -> TensorDataset:
+        """Return a copy of the dataset whose tensors live on ``device``."""
+        tensors = (self.X, self.y, self.sample_weight)
+        return TensorDataset(*(None if t is None else t.to(device) for t in tensors))
+
+    def subset(self, indices: NDArray[np.intp]) -> TensorDataset:
+        """Return the examples at ``indices`` as a new dataset."""
+        index = torch.as_tensor(indices, device=self.X.device)
+        tensors = (self.X, self.y, self.sample_weight)
+        return TensorDataset(*(None if t is None else t[index] for t in tensors))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the tensors occupy."""
+        tensors = (t for t in (self.X, self.y, self.sample_weight) if t is not None)
+        return sum(t.element_size() * t.nelement() for t in tensors)
+
+
+def _to_device(batch: Batch, device: torch.device | str) -> Batch:
+    X, target = batch
+    X = X.to(device, non_blocking=True)
+    if target is None:
+        return X, None
+    y, sample_weight, index = target
+    return X, (y.to(device, non_blocking=True), sample_weight.to(device, non_blocking=True), index)
+
+
+class TensorBatches:
+    """Iterable over a :class:`TensorDataset` in minibatches.
+
+    With a policy, each iteration is one training epoch in the policy's order;
+    without, the dataset is cut into consecutive slices (evaluation).
+    """
+
+    def __init__(
+        self,
+        dataset: TensorDataset,
+        batch_size: int,
+        device: torch.device | str,
+        policy: MinibatchPolicy | None = None,
+    ):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = device
+        self.policy = policy
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.policy is None:
+            indices = (
+                slice(start, start + self.batch_size)
+                for start in range(0, len(self.dataset), self.batch_size)
+            )
+        else:
+            indices = self.policy.epoch_batches(self.batch_size)
+        on_device = self.dataset.X.device == torch.device(self.device)
+        for index in indices:
+            batch = self.dataset[index]
+            yield batch if on_device else _to_device(batch, self.device)
+
+
+class ReweightingNet(NeuralNet):
+    """skorch net that trains a classifier under a minibatch policy.
+
+    The criterion is cross-entropy with ``reduction='none'``; each training
+    step minimises :func:`weighted_mean_loss` with the policy's weights, at the
+    learning rate ``lr * lr_schedule(policy.progress) * policy.lr_factor()``.
+    The recorded ``train_loss`` is the *unreweighted* (sample-weighted) mean
+    cross-entropy, so that curves of different policies are comparable.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Network producing logits.
+    policy : MinibatchPolicy
+        Draws the minibatches and weights their losses; the caller has
+        already :meth:`~MinibatchPolicy.reset` it for the training set.
+    lr_schedule : callable
+        Multiplier of ``lr`` as a function of progress in epochs.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        policy: MinibatchPolicy,
+        lr_schedule: LRSchedule = constant_schedule,
+        **kwargs: Any,
+    ):
+        super().__init__(module, criterion=nn.CrossEntropyLoss, criterion__reduction="none", **kwargs)
+        self.policy = policy
+        self.lr_schedule = lr_schedule
+
+    @property
+    def _default_callbacks(self) -> list[tuple[str, Any]]:
+        # Losses are accumulated by run_single_epoch, not by per-batch scoring callbacks.
+        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def run_single_epoch(
+        self, iterator: TensorBatches | None, training: bool, prefix: str, step_fn, **fit_params
+    ) -> None:
+        """Run one training or validation epoch and record its mean loss as ``{prefix}_loss``.
+
+        Unlike skorch's loop, batch losses are summed on the device and read
+        back once per epoch, so the loop never waits for the device and keeps
+        no per-batch records (``history[-1, 'batches']`` is empty).
+        """
+        if iterator is None:
+            return
+        loss_sum = torch.zeros((), device=self.device)
+        n_examples = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            batch_size = len(batch[0])
+            loss_sum += step["loss"].detach() * batch_size
+            n_examples += batch_size
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        self.history.record(f"{prefix}_batch_count", len(iterator))
+        self.history.record(f"{prefix}_loss", loss_sum.item() / n_examples)
+
+    def get_iterator(self, dataset: TensorDataset, training: bool = False) -> TensorBatches:
+        return TensorBatches(
+            dataset, self.batch_size, self.device, policy=self.policy if training else None
+        )
+
+    def on_batch_begin(self, net: NeuralNet, batch: Batch = None, training: bool = False, **kwargs):
+        super().on_batch_begin(net, batch=batch, training=training, **kwargs)
+        if training:
+            lr = self.lr * self.lr_schedule(self.policy.progress) * self.policy.lr_factor()
+            for group in self.optimizer_.param_groups:
+                group["lr"] = lr
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
+        for name, value in self.policy.epoch_statistics().items():
+            self.history.record(name, value)
+
+    def train_step_single(self, batch: Batch, **fit_params: Any) -> dict[str, Tensor]:
+        if not self.module_.training:
+            self._set_training(True)
+        X, (y, sample_weight, indices) = batch
+        logits = self.infer(X, **fit_params)
+        losses = self.criterion_(logits, y)
+        example_weight = self.policy.loss_weights(losses.detach(), indices, sample_weight)
+        objective = weighted_mean_loss(losses, sample_weight, example_weight)
+        objective.backward()
+        if example_weight is not None:
+            objective = weighted_mean_loss(losses.detach(), sample_weight)
+        return {"loss": objective.detach(), "y_pred": logits}
+
+    def get_loss(self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False) -> Tensor:
+        y, sample_weight, _ = y_true
+        return weighted_mean_loss(self.criterion_(y_pred, y), sample_weight)

@@ -1,0 +1,113 @@
+"""Minibatch policies: which examples form a minibatch and how their losses are weighted.
+
+ERM, RGD and RAIS share one training engine and differ only in the policy it
+consults: the order in which examples are drawn, the per-example multipliers of
+their losses and, for RAIS, a factor on the learning rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+
+class MinibatchPolicy:
+    """Uniform minibatches without replacement and unit loss weights (plain ERM).
+
+    Each epoch visits a fresh random permutation of the training set in
+    consecutive slices of ``batch_size`` examples. Subclasses override
+    :meth:`loss_weights` to reweight examples and :meth:`epoch_batches`,
+    :attr:`progress` or :meth:`lr_factor` to sample them differently.
+
+    The engine calls :meth:`reset` once before training, iterates
+    :meth:`epoch_batches` once per epoch and records :meth:`epoch_statistics`
+    in the history at the end of each epoch.
+    """
+
+    def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
+        """Prepare for training on ``n_samples`` examples stored on ``device``.
+
+        Parameters
+        ----------
+        n_samples : int
+            Size of the training set.
+        generator : torch.Generator
+            The seeded CPU generator every random draw of the policy uses.
+        device : torch.device
+            Where the training tensors live; index tensors are put there.
+        """
+        self.n_samples = n_samples
+        self.generator = generator
+        self.device = device
+        self.samples_seen = 0
+        self.epochs_started = 0
+
+    def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Yield the index tensors of one epoch's minibatches."""
+        self.epochs_started += 1
+        order = torch.randperm(self.n_samples, generator=self.generator).to(self.device)
+        for start in range(0, self.n_samples, batch_size):
+            indices = order[start : start + batch_size]
+            yield indices
+            self.samples_seen += len(indices)
+
+    @property
+    def progress(self) -> float:
+        """Training progress in epochs: examples drawn so far over ``n_samples``."""
+        return self.samples_seen / self.n_samples
+
+    def lr_factor(self) -> float:
+        """Multiplier of the scheduled learning rate for the next step."""
+        return 1.0
+
+    def loss_weights(self, losses: Tensor, indices: Tensor, sample_weight: Tensor) -> Tensor | None:
+        """Per-example multipliers of the loss, or ``None`` for all ones.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (batch_size,)
+            Detached per-example losses of the minibatch.
+        indices : Tensor of shape (batch_size,)
+            Positions of the minibatch's examples in the training set.
+        sample_weight : Tensor of shape (batch_size,)
+            The user's sample weights (times class weights) of those examples.
+        """
+        return None
+
+    def epoch_statistics(self) -> dict[str, float]:
+        """Statistics of the epoch that just ended, recorded in ``history_``."""
+        return {}
+
+
+class WeightStatistics:
+    """Minimum, mean and maximum of the per-example loss weights of an epoch.
+
+    :meth:`update` only keeps a reference to each minibatch's weights, so the
+    training loop launches no extra kernel and waits for no device; the
+    statistics are reduced once, in :meth:`summary`.
+    """
+
+    def __init__(self) -> None:
+        self._batches: list[Tensor] = []
+
+    def update(self, weights: Tensor) -> None:
+        """Account for one minibatch's weights."""
+        self._batches.append(weights)
+
+    def summary(self, prefix: str = "weight") -> dict[str, float]:
+        """``{prefix}_min``, ``_mean`` and ``_max`` since the last summary, then forget them.
+
+        All three are 1 when no weights were recorded (e.g. a warm-up epoch).
+        """
+        if not self._batches:
+            return {f"{prefix}_min": 1.0, f"{prefix}_mean": 1.0, f"{prefix}_max": 1.0}
+        weights = torch.cat(self._batches)
+        self._batches = []
+        low, high = torch.aminmax(weights)
+        return {
+            f"{prefix}_min": low.item(),
+            f"{prefix}_mean": weights.mean().item(),
+            f"{prefix}_max": high.item(),
+        }

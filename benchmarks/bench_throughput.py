@@ -52,7 +52,10 @@ def hand_written_epochs(X, y, hidden, batch_size, epochs, device):
 
 def estimator_epochs(estimator_class, X, y, hidden, batch_size, epochs, device):
     model = estimator_class(
-        hidden_layer_sizes=hidden, batch_size=batch_size, max_epochs=epochs, device=device,
+        hidden_layer_sizes=hidden,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        device=device,
         random_state=0,
     ).fit(X, y)
     return list(model.history_[:, "dur"])
@@ -60,10 +63,19 @@ def estimator_epochs(estimator_class, X, y, hidden, batch_size, epochs, device):
 
 def skorch_epochs(X, y, hidden, batch_size, epochs, device):
     net = NeuralNetClassifier(
-        MLP, module__n_features=X.shape[1], module__n_classes=int(y.max()) + 1,
-        module__hidden_layer_sizes=hidden, criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam, lr=1e-3, batch_size=batch_size, max_epochs=epochs,
-        train_split=None, iterator_train__shuffle=True, device=device, verbose=0,
+        MLP,
+        module__n_features=X.shape[1],
+        module__n_classes=int(y.max()) + 1,
+        module__hidden_layer_sizes=hidden,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        verbose=0,
     ).fit(X, y)
     return list(net.history[:, "dur"])
 
@@ -85,10 +97,18 @@ def main() -> None:
     y = (X[:, :5].sum(axis=1) > 0).astype(np.int64) + 2 * (X[:, 5] > 0)
     hidden = tuple(args.hidden)
     contenders = {
-        "hand-written loop": lambda e: hand_written_epochs(X, y, hidden, args.batch_size, e, args.device),
-        "ERMClassifier": lambda e: estimator_epochs(ERMClassifier, X, y, hidden, args.batch_size, e, args.device),
-        "RGDClassifier": lambda e: estimator_epochs(RGDClassifier, X, y, hidden, args.batch_size, e, args.device),
-        "skorch NeuralNetClassifier": lambda e: skorch_epochs(X, y, hidden, args.batch_size, e, args.device),
+        "hand-written loop": lambda e: hand_written_epochs(
+            X, y, hidden, args.batch_size, e, args.device
+        ),
+        "ERMClassifier": lambda e: estimator_epochs(
+            ERMClassifier, X, y, hidden, args.batch_size, e, args.device
+        ),
+        "RGDClassifier": lambda e: estimator_epochs(
+            RGDClassifier, X, y, hidden, args.batch_size, e, args.device
+        ),
+        "skorch NeuralNetClassifier": lambda e: skorch_epochs(
+            X, y, hidden, args.batch_size, e, args.device
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.repeats):

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from skorch.callbacks import EarlyStopping, ProgressBar
-from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
 from torch import nn
 
 from ._engine import ReweightingNet, TensorDataset
@@ -169,10 +169,14 @@ SHARED_ATTRIBUTES_DOC = """\
 
 
 def fill_shared_docs(cls: type) -> type:
-    """Insert the shared parameter and attribute descriptions into a class docstring."""
-    cls.__doc__ = cls.__doc__.replace("{shared_parameters}", SHARED_PARAMETERS_DOC.rstrip()).replace(
-        "{shared_attributes}", SHARED_ATTRIBUTES_DOC.rstrip()
-    )
+    """Replace the ``{shared_parameters}`` and ``{shared_attributes}`` lines of a class docstring.
+
+    The placeholders stand indented like the section entries, so that the
+    docstring's own indentation stays uniform.
+    """
+    cls.__doc__ = cls.__doc__.replace(
+        "    {shared_parameters}", SHARED_PARAMETERS_DOC.rstrip()
+    ).replace("    {shared_attributes}", SHARED_ATTRIBUTES_DOC.rstrip())
     return cls
 
 
@@ -207,9 +211,11 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[torch.Generator]:
     Weight initialisation and dropout draw from the global generators; the
     yielded CPU generator drives the minibatch policy.
     """
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if (
-        device.type == "cuda"
-    ) else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device.type == "cuda")
+        else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.random.default_generator.manual_seed(seed)
         if devices:
@@ -323,7 +329,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         return self._shape_examples(X, reset=False)
 
     def _shape_examples(self, X: NDArray[np.float32], *, reset: bool) -> NDArray[np.float32]:
-        """Check or set ``n_features_in_`` and ``input_shape_``; give (n, H, W) images a channel axis.
+        """Check or set ``n_features_in_`` and ``input_shape_``; add a channel axis to (n, H, W).
 
         ``validate_data`` checks the feature count only of 2-D input, so it is
         done here for every shape.
@@ -334,23 +340,22 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 f"(n_samples, H, W) / (n_samples, C, H, W); got an array with shape {X.shape}. "
                 "Reshape your data, e.g. with X.reshape(-1, 1) for a single feature."
             )
+        examples = X[:, None] if X.ndim == 3 else X
         if reset:
             self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
+            self.input_shape_ = tuple(examples.shape[1:])
+        elif X.ndim == 2 and len(self.input_shape_) == 1:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+        elif tuple(examples.shape[1:]) != self.input_shape_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"X has examples of shape {tuple(examples.shape[1:])}, but "
+                f"{type(self).__name__} was fitted on examples of shape {self.input_shape_}."
             )
-        if X.ndim == 3:
-            X = X[:, None]
-        if reset:
-            self.input_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has examples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
-                f"was fitted on examples of shape {self.input_shape_}."
-            )
-        return X
+        return examples
 
     def _encode_labels(self, y: NDArray, reset: bool) -> NDArray[np.int64]:
         check_classification_targets(y)
@@ -359,7 +364,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             if len(self.classes_) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes, but y "
-                    f"contains only one class: {self.classes_[0]!r}."
+                    f"contains only one class: {self.classes_.tolist()[0]!r}."
                 )
             return encoded.astype(np.int64)
         unseen = np.setdiff1d(y, self.classes_)
@@ -372,7 +377,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _training_weights(self, X: NDArray, y: NDArray, sample_weight: ArrayLike | None):
         """``sample_weight`` (default ones) times the ``class_weight`` of each example."""
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
         if self.class_weight is not None:
             weights = weights * compute_sample_weight(self.class_weight, y)
         if not weights.sum() > 0:
@@ -400,7 +407,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         hidden_layer_sizes = tuple(int(width) for width in np.atleast_1d(self.hidden_layer_sizes))
         if not all(width >= 1 for width in hidden_layer_sizes):
             raise ValueError(
-                f"hidden_layer_sizes must contain positive integers; got {self.hidden_layer_sizes!r}."
+                "hidden_layer_sizes must contain positive integers; "
+                f"got {self.hidden_layer_sizes!r}."
             )
         if self.module is None:
             module = default_module(self.input_shape_, n_classes, hidden_layer_sizes, self.dropout)
@@ -539,12 +547,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
-        self.validation_loss_curve_ = (
-            None if valid is None else list(net.history[:, "valid_loss"])
-        )
-        self.best_validation_loss_ = (
-            None if valid is None else min(self.validation_loss_curve_)
-        )
+        self.validation_loss_curve_ = None if valid is None else list(net.history[:, "valid_loss"])
+        self.best_validation_loss_ = None if valid is None else min(self.validation_loss_curve_)
         return self
 
     # ---------------------------------------------------------------- predict

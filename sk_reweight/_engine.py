@@ -39,7 +39,9 @@ def weighted_mean_loss(
     weight). A minibatch whose sample weights are all zero contributes zero.
     """
     weight = sample_weight if example_weight is None else sample_weight * example_weight
-    return torch.dot(weight, losses) / sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+    return torch.dot(weight, losses) / sample_weight.sum().clamp_min(
+        torch.finfo(losses.dtype).tiny
+    )
 
 
 class TensorDataset(Dataset):
@@ -163,7 +165,9 @@ class ReweightingNet(NeuralNet):
         lr_schedule: LRSchedule = constant_schedule,
         **kwargs: Any,
     ):
-        super().__init__(module, criterion=nn.CrossEntropyLoss, criterion__reduction="none", **kwargs)
+        super().__init__(
+            module, criterion=nn.CrossEntropyLoss, criterion__reduction="none", **kwargs
+        )
         self.policy = policy
         self.lr_schedule = lr_schedule
 
@@ -200,7 +204,9 @@ class ReweightingNet(NeuralNet):
             dataset, self.batch_size, self.device, policy=self.policy if training else None
         )
 
-    def on_batch_begin(self, net: NeuralNet, batch: Batch = None, training: bool = False, **kwargs):
+    def on_batch_begin(
+        self, net: NeuralNet, batch: Batch = None, training: bool = False, **kwargs
+    ):
         super().on_batch_begin(net, batch=batch, training=training, **kwargs)
         if training:
             lr = self.lr * self.lr_schedule(self.policy.progress) * self.policy.lr_factor()
@@ -226,6 +232,8 @@ class ReweightingNet(NeuralNet):
             objective = weighted_mean_loss(losses.detach(), sample_weight)
         return {"loss": objective.detach(), "y_pred": logits}
 
-    def get_loss(self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False) -> Tensor:
+    def get_loss(
+        self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False
+    ) -> Tensor:
         y, sample_weight, _ = y_true
         return weighted_mean_loss(self.criterion_(y_pred, y), sample_weight)

@@ -12,16 +12,16 @@ class ERMClassifier(BaseReweightingClassifier):
 
     Every minibatch minimises the mean cross-entropy of uniformly drawn
     examples. It shares every parameter, the network and the training engine
-    with :class:`RGDClassifier` and :class:`RAISClassifier`, so that it is the
-    honest baseline for both: differences come from the reweighting alone.
+    with :class:`RGDClassifier`, so that it is the honest baseline: differences
+    come from the reweighting alone.
 
     Parameters
     ----------
-{shared_parameters}
+    {shared_parameters}
 
     Attributes
     ----------
-{shared_attributes}
+    {shared_attributes}
 
     See Also
     --------

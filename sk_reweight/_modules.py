@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 
-def _dense_stack(n_inputs: int, hidden_layer_sizes: Sequence[int], dropout: float) -> nn.Sequential:
+def _dense_stack(
+    n_inputs: int, hidden_layer_sizes: Sequence[int], dropout: float
+) -> nn.Sequential:
     """Linear -> ReLU (-> Dropout) blocks, one per entry of ``hidden_layer_sizes``."""
     layers: list[nn.Module] = []
     for width in hidden_layer_sizes:
@@ -46,7 +48,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         self.hidden = _dense_stack(n_features, hidden_layer_sizes, dropout)
-        self.output = nn.Linear(hidden_layer_sizes[-1] if hidden_layer_sizes else n_features, n_classes)
+        self.output = nn.Linear(
+            hidden_layer_sizes[-1] if hidden_layer_sizes else n_features, n_classes
+        )
 
     def forward(self, X: Tensor) -> Tensor:
         return self.output(self.hidden(X))

@@ -62,7 +62,9 @@ class MinibatchPolicy:
         """Multiplier of the scheduled learning rate for the next step."""
         return 1.0
 
-    def loss_weights(self, losses: Tensor, indices: Tensor, sample_weight: Tensor) -> Tensor | None:
+    def loss_weights(
+        self, losses: Tensor, indices: Tensor, sample_weight: Tensor
+    ) -> Tensor | None:
         """Per-example multipliers of the loss, or ``None`` for all ones.
 
         Parameters

@@ -71,11 +71,11 @@ class RGDPolicy(MinibatchPolicy):
     Parameters
     ----------
     tau : float
-        Clip level of the loss.
+    Clip level of the loss.
     warmup_epochs : int
-        Number of initial epochs trained with unit weights (plain ERM).
+    Number of initial epochs trained with unit weights (plain ERM).
     normalize : bool
-        Use the batch-normalised weights.
+    Use the batch-normalised weights.
     """
 
     def __init__(self, tau: float, warmup_epochs: int = 0, normalize: bool = False) -> None:
@@ -84,10 +84,14 @@ class RGDPolicy(MinibatchPolicy):
         self.normalize = normalize
         self.statistics = WeightStatistics()
 
-    def loss_weights(self, losses: Tensor, indices: Tensor, sample_weight: Tensor) -> Tensor | None:
+    def loss_weights(
+        self, losses: Tensor, indices: Tensor, sample_weight: Tensor
+    ) -> Tensor | None:
         if self.epochs_started <= self.warmup_epochs:
             return None
-        weights = rgd_weights(losses, self.tau, normalize=self.normalize, sample_weight=sample_weight)
+        weights = rgd_weights(
+            losses, self.tau, normalize=self.normalize, sample_weight=sample_weight
+        )
         self.statistics.update(weights)
         return weights
 
@@ -104,24 +108,29 @@ class RGDClassifier(BaseReweightingClassifier):
     gradient (:func:`rgd_weights`), and the optimizer steps on
     :math:`\sum_i u_i r_i \ell_i / \sum_i u_i` (``u`` the sample weights).
     This is a stochastic solver of KL-divergence distributionally robust
-    optimisation: hard (high-loss) examples get up to :math:`e^{\tau/(\tau+1)}`
-    times the weight of easy ones. The paper reports +1.4 % accuracy on UCI
-    tabular benchmarks and +2.5 % on long-tailed CIFAR-10; see
-    ``docs/benchmarks.md`` for what this implementation measures.
+    optimisation (Algorithm 1 of the paper): hard, high-loss examples get up to
+    :math:`e^{\tau/(\tau+1)}` times the weight of easy ones. The paper reports
+    +1.4 % accuracy on UCI tabular benchmarks and +2.5 % on long-tailed
+    CIFAR-10; ``docs/benchmarks.md`` records what this implementation measures.
 
-    Since the paper's weights are at least 1, the effective step is larger
-    than ERM's by the batch-mean weight (at most :math:`e`); the paper
-    advises a learning rate lower than the baseline's, tuned on validation
-    data together with ``tau``.
+    The paper's weights are at least 1, so under SGD the step is longer than
+    ERM's by the batch-mean weight (at most :math:`e`), and the paper advises
+    tuning a lower learning rate together with ``tau`` on validation data.
+    Adam, the default optimizer here, divides out a constant scale of the
+    loss, so with it only the relative weights within and between batches
+    matter.
 
     Parameters
     ----------
     tau : float > 0, default=1.0
-        Clip level of the loss. Small values flatten the weights towards
-        :math:`e^{\ell/(\tau+1)}` of a clipped loss (weights in
-        :math:`[1, e^{1/2}]` at ``tau=1``); large values approach
-        :math:`\exp(\ell/(\tau+1))`, which tends to ERM's uniform weights as
-        ``tau`` grows. The default is justified in ``docs/benchmarks.md``.
+        Clip level of the loss, which also sets the temperature
+        :math:`\tau + 1`. The largest weight ratio between two examples is
+        :math:`e^{\tau/(\tau+1)}`: :math:`e^{1/2} \approx 1.65` at ``tau=1``,
+        approaching :math:`e` as ``tau`` grows. Both extremes approach ERM:
+        small ``tau`` flattens every weight towards 1 by clipping, large
+        ``tau`` flattens them by temperature for any loss much smaller than
+        ``tau``. The default is the best of a cross-validated sweep recorded in
+        ``docs/benchmarks.md`` (the differences there are not significant).
 
     warmup_epochs : int >= 0, default=0
         Epochs of plain ERM before reweighting starts (not in the paper;
@@ -129,14 +138,14 @@ class RGDClassifier(BaseReweightingClassifier):
 
     weighting : {'exp', 'normalized_exp'}, default='exp'
         ``'exp'`` is the paper's unnormalised weight; ``'normalized_exp'``
-        divides the weights by their batch mean, which keeps the step size of
-        ERM and changes only the direction.
+        divides the weights by their (sample-weighted) batch mean, which
+        keeps ERM's step length under SGD and changes only its direction.
 
-{shared_parameters}
+    {shared_parameters}
 
     Attributes
     ----------
-{shared_attributes}
+    {shared_attributes}
 
         RGD adds ``rgd_weight_min``, ``rgd_weight_mean`` and
         ``rgd_weight_max`` to every epoch of ``history_``.
@@ -158,8 +167,9 @@ class RGDClassifier(BaseReweightingClassifier):
     >>> from sklearn.preprocessing import StandardScaler
     >>> from sk_reweight import RGDClassifier
     >>> X, y = load_breast_cancer(return_X_y=True)
-    >>> model = make_pipeline(StandardScaler(), RGDClassifier(tau=1.0, max_epochs=20, random_state=0))
-    >>> model.fit(X, y).score(X, y) > 0.95
+    >>> rgd = RGDClassifier(tau=1.0, max_epochs=20, random_state=0)
+    >>> model = make_pipeline(StandardScaler(), rgd).fit(X, y)
+    >>> model.score(X, y) > 0.95
     True
     """
 

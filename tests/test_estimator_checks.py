@@ -18,8 +18,13 @@ EXPECTED_FAILED_CHECKS = {
 ESTIMATORS = [
     ERMClassifier(max_epochs=30, random_state=0, device="cpu"),
     RGDClassifier(max_epochs=30, random_state=0, device="cpu"),
-    RGDClassifier(weighting="normalized_exp", early_stopping=True, max_epochs=30, random_state=0,
-                  device="cpu"),
+    RGDClassifier(
+        weighting="normalized_exp",
+        early_stopping=True,
+        max_epochs=30,
+        random_state=0,
+        device="cpu",
+    ),
 ]
 
 

@@ -1,0 +1,57 @@
+"""Training on a CUDA device (run with `make test-gpu` on a machine with a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sk_reweight import ERMClassifier, RGDClassifier
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+
+@pytest.mark.parametrize("Classifier", [ERMClassifier, RGDClassifier])
+def test_auto_device_trains_on_gpu_and_matches_cpu_accuracy(Classifier, digits):
+    X, y = digits
+    gpu = Classifier(max_epochs=20, random_state=0).fit(X, y)
+    assert next(gpu.net_.module_.parameters()).device.type == "cuda"
+    cpu = Classifier(max_epochs=20, random_state=0, device="cpu").fit(X, y)
+    assert abs(gpu.score(X, y) - cpu.score(X, y)) < 0.02
+    np.testing.assert_allclose(gpu.predict_proba(X).sum(axis=1), 1, rtol=1e-9)
+
+
+def test_gpu_training_is_reproducible(digits):
+    X, y = digits
+    runs = [
+        RGDClassifier(max_epochs=5, random_state=0, device="cuda").fit(X, y).predict_proba(X)
+        for _ in range(2)
+    ]
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
+
+
+def test_images_on_gpu(digits):
+    X, y = digits
+    model = RGDClassifier(max_epochs=5, random_state=0, device="cuda").fit(
+        X.reshape(-1, 1, 8, 8), y
+    )
+    assert model.score(X.reshape(-1, 1, 8, 8), y) > 0.8
+
+
+def test_gpu_fit_leaves_global_cuda_generator_alone(digits):
+    X, y = digits
+    state = torch.cuda.get_rng_state()
+    ERMClassifier(max_epochs=1, random_state=0, device="cuda").fit(X, y)
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+
+
+def test_pickled_gpu_model_predicts_identically(digits):
+    import pickle
+
+    X, y = digits
+    model = RGDClassifier(max_epochs=3, random_state=0, device="cuda").fit(X, y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))

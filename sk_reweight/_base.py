@@ -128,7 +128,10 @@ SHARED_PARAMETERS_DOC = """\
     warm_start : bool, default=False
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
-        and the policy start over, and ``history_`` is extended.
+        and the policy start over, and ``history_`` is extended. ``lr``,
+        ``batch_size``, ``max_epochs``, ``lr_schedule`` and the policy's own
+        parameters take their new values; the network, optimizer, device and
+        callbacks stay those of the first fit.
 """
 
 SHARED_ATTRIBUTES_DOC = """\
@@ -444,14 +447,15 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 f"{(len(X_probe), n_classes)}; got {tuple(output.shape)}."
             )
 
-    def _split(self, y: NDArray[np.int64], seed: int) -> tuple[NDArray, NDArray | None]:
-        """Indices of the training and (with early stopping) validation examples.
+    def _train_validation_split(
+        self, dataset: TensorDataset, y: NDArray[np.int64], seed: int
+    ) -> tuple[TensorDataset, TensorDataset | None]:
+        """The training set and, with early stopping, the held-out validation set.
 
         The split is stratified whenever both parts can hold every class.
         """
-        indices = np.arange(len(y))
         if not self.early_stopping:
-            return indices, None
+            return dataset, None
         n_valid = int(np.ceil(self.validation_fraction * len(y)))
         if n_valid >= len(y):
             raise ValueError(
@@ -460,9 +464,13 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             )
         n_classes = len(self.classes_)
         can_stratify = min(n_valid, len(y) - n_valid) >= n_classes and np.bincount(y).min() >= 2
-        return train_test_split(
-            indices, test_size=n_valid, random_state=seed, stratify=y if can_stratify else None
+        train, valid = train_test_split(
+            np.arange(len(y)),
+            test_size=n_valid,
+            random_state=seed,
+            stratify=y if can_stratify else None,
         )
+        return dataset.subset(train), dataset.subset(valid)
 
     def _callbacks(self) -> list:
         callbacks: list = []
@@ -515,9 +523,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             torch.tensor(X), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
         )
         dataset = dataset.to(data_device(device, dataset.nbytes))
-        train, valid = self._split(y_encoded, seed)
-        train_set = dataset.subset(train)
-        train_split = None if valid is None else predefined_split(dataset.subset(valid))
+        train_set, valid_set = self._train_validation_split(dataset, y_encoded, seed)
+        train_split = None if valid_set is None else predefined_split(valid_set)
         lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
         policy = self._make_policy()
         with seeded_torch(seed, device) as generator:
@@ -525,7 +532,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             if warm:
                 net = self.net_
                 net.policy, net.lr_schedule, net.train_split = policy, lr_schedule, train_split
-                net.max_epochs = self.max_epochs
+                net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
                 net.partial_fit(train_set)
             else:
                 net = ReweightingNet(
@@ -547,8 +554,14 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
-        self.validation_loss_curve_ = None if valid is None else list(net.history[:, "valid_loss"])
-        self.best_validation_loss_ = None if valid is None else min(self.validation_loss_curve_)
+        self.validation_loss_curve_ = (
+            [epoch["valid_loss"] for epoch in net.history if "valid_loss" in epoch]
+            if self.early_stopping
+            else None
+        )
+        self.best_validation_loss_ = (
+            min(self.validation_loss_curve_) if self.early_stopping else None
+        )
         return self
 
     # ---------------------------------------------------------------- predict

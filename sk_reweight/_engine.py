@@ -27,7 +27,10 @@ Batch = tuple[Tensor, tuple[Tensor, Tensor, Any] | None]
 
 
 def weighted_mean_loss(
-    losses: Tensor, sample_weight: Tensor, example_weight: Tensor | None = None
+    losses: Tensor,
+    sample_weight: Tensor,
+    example_weight: Tensor | None = None,
+    total_weight: Tensor | None = None,
 ) -> Tensor:
     r"""Minibatch objective: the sample-weighted mean of reweighted losses.
 
@@ -37,11 +40,13 @@ def weighted_mean_loss(
     :class:`sklearn.neural_network.MLPClassifier`, and :math:`r_i` the
     policy's multiplier (1 for ERM, the RGD weight, the RAIS importance
     weight). A minibatch whose sample weights are all zero contributes zero.
+    ``total_weight``, the clamped :math:`\sum_i u_i`, may be passed when it is
+    already known.
     """
+    if total_weight is None:
+        total_weight = sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
     weight = sample_weight if example_weight is None else sample_weight * example_weight
-    return torch.dot(weight, losses) / sample_weight.sum().clamp_min(
-        torch.finfo(losses.dtype).tiny
-    )
+    return torch.dot(weight, losses) / total_weight
 
 
 class TensorDataset(Dataset):
@@ -193,7 +198,7 @@ class ReweightingNet(NeuralNet):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             batch_size = len(batch[0])
-            loss_sum += step["loss"].detach() * batch_size
+            loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             n_examples += batch_size
             self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(f"{prefix}_batch_count", len(iterator))
@@ -225,12 +230,15 @@ class ReweightingNet(NeuralNet):
         X, (y, sample_weight, indices) = batch
         logits = self.infer(X, **fit_params)
         losses = self.criterion_(logits, y)
-        example_weight = self.policy.loss_weights(losses.detach(), indices, sample_weight)
-        objective = weighted_mean_loss(losses, sample_weight, example_weight)
+        detached = losses.detach()
+        total_weight = sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+        example_weight = self.policy.loss_weights(detached, indices, sample_weight)
+        objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
         objective.backward()
-        if example_weight is not None:
-            objective = weighted_mean_loss(losses.detach(), sample_weight)
-        return {"loss": objective.detach(), "y_pred": logits}
+        if example_weight is None:
+            return {"loss": objective.detach(), "y_pred": logits}
+        loss = weighted_mean_loss(detached, sample_weight, total_weight=total_weight)
+        return {"loss": loss, "y_pred": logits}
 
     def get_loss(
         self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False

@@ -9,7 +9,7 @@ that decides which examples are drawn and how their losses are weighted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -77,16 +77,18 @@ class TensorDataset(Dataset):
             return self.X[index], None
         return self.X[index], (self.y[index], self.sample_weight[index], index)
 
+    def _map(self, function: Callable[[Tensor], Tensor]) -> TensorDataset:
+        tensors = (self.X, self.y, self.sample_weight)
+        return TensorDataset(*(None if t is None else function(t) for t in tensors))
+
     def to(self, device: torch.device | str) -> TensorDataset:
         """Return a copy of the dataset whose tensors live on ``device``."""
-        tensors = (self.X, self.y, self.sample_weight)
-        return TensorDataset(*(None if t is None else t.to(device) for t in tensors))
+        return self._map(lambda tensor: tensor.to(device))
 
     def subset(self, indices: NDArray[np.intp]) -> TensorDataset:
         """Return the examples at ``indices`` as a new dataset."""
         index = torch.as_tensor(indices, device=self.X.device)
-        tensors = (self.X, self.y, self.sample_weight)
-        return TensorDataset(*(None if t is None else t[index] for t in tensors))
+        return self._map(lambda tensor: tensor[index])
 
     @property
     def nbytes(self) -> int:

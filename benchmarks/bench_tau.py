@@ -38,20 +38,20 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from scipy import stats
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight._evaluation import Comparison, compare_methods, cross_validate_methods
 
 DATASETS: dict[str, Callable[..., tuple[NDArray, NDArray]]] = {
     "digits": load_digits,
@@ -62,20 +62,6 @@ DATASETS: dict[str, Callable[..., tuple[NDArray, NDArray]]] = {
 BASELINE = "ERM"
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A method's fold accuracies summarised and compared with the baseline's, fold by fold."""
-
-    mean: float
-    std: float
-    diff: float
-    wins: int
-    ties: int
-    losses: int
-    p_ttest: float
-    p_corrected: float
-
-
 def rgd_name(tau: float, weighting: str = "exp") -> str:
     prefix = "RGD" if weighting == "exp" else "RGD-norm"
     return f"{prefix} tau={tau:g}"
@@ -84,62 +70,18 @@ def rgd_name(tau: float, weighting: str = "exp") -> str:
 def make_methods(
     taus: Sequence[float], normalized_tau: float | None, shared: dict
 ) -> dict[str, BaseEstimator]:
-    """ERM, RGD at every tau and, unless ``normalized_tau`` is None, normalised RGD at it."""
-    methods: dict[str, BaseEstimator] = {BASELINE: ERMClassifier(**shared)}
+    """ERM, RGD at every tau and, unless ``normalized_tau`` is None, normalised RGD at it.
+
+    Each behind a StandardScaler, fitted per fold.
+    """
+    classifiers: dict[str, BaseEstimator] = {BASELINE: ERMClassifier(**shared)}
     for tau in taus:
-        methods[rgd_name(tau)] = RGDClassifier(tau=tau, **shared)
+        classifiers[rgd_name(tau)] = RGDClassifier(tau=tau, **shared)
     if normalized_tau is not None:
-        methods[rgd_name(normalized_tau, "normalized_exp")] = RGDClassifier(
+        classifiers[rgd_name(normalized_tau, "normalized_exp")] = RGDClassifier(
             tau=normalized_tau, weighting="normalized_exp", **shared
         )
-    return methods
-
-
-def fold_accuracies(
-    X: NDArray,
-    y: NDArray,
-    methods: dict[str, BaseEstimator],
-    cv: RepeatedStratifiedKFold,
-    seed: int,
-) -> dict[str, NDArray[np.float64]]:
-    """Test accuracy of every method on every fold; all methods get the fold's random_state."""
-    scores: dict[str, list[float]] = {name: [] for name in methods}
-    for fold, (train, test) in enumerate(cv.split(X, y)):
-        for name, classifier in methods.items():
-            classifier = clone(classifier).set_params(random_state=seed + fold)
-            model = make_pipeline(StandardScaler(), classifier).fit(X[train], y[train])
-            scores[name].append(model.score(X[test], y[test]))
-    return {name: np.asarray(values) for name, values in scores.items()}
-
-
-def corrected_ttest(diff: NDArray[np.float64], test_over_train: float) -> float:
-    """Two-sided p-value of the Nadeau-Bengio corrected resampled t-test of mean(diff) = 0.
-
-    The variance of the mean is ``(1 / J + n_test / n_train) * var(diff)`` over
-    ``J`` folds instead of the naive ``var(diff) / J``.
-    """
-    variance = (1 / len(diff) + test_over_train) * diff.var(ddof=1)
-    if variance == 0:
-        return 1.0 if diff.mean() == 0 else 0.0
-    t = diff.mean() / np.sqrt(variance)
-    return float(2 * stats.t.sf(abs(t), df=len(diff) - 1))
-
-
-def compare(
-    scores: NDArray[np.float64], baseline: NDArray[np.float64], test_over_train: float
-) -> Comparison:
-    diff = scores - baseline
-    p_ttest = 1.0 if not diff.any() else float(stats.ttest_rel(scores, baseline).pvalue)
-    return Comparison(
-        mean=scores.mean(),
-        std=scores.std(ddof=1),
-        diff=diff.mean(),
-        wins=int((diff > 0).sum()),
-        ties=int((diff == 0).sum()),
-        losses=int((diff < 0).sum()),
-        p_ttest=p_ttest,
-        p_corrected=corrected_ttest(diff, test_over_train),
-    )
+    return {name: make_pipeline(StandardScaler(), c) for name, c in classifiers.items()}
 
 
 def mean_ranks(results: dict[str, dict[str, Comparison]]) -> dict[str, float]:
@@ -164,8 +106,8 @@ def results_table(results: dict[str, dict[str, Comparison]]) -> str:
                 comparison = "| — | — | — | — |"
             else:
                 comparison = (
-                    f"| {100 * c.diff:+.2f} | {c.wins}/{c.ties}/{c.losses} | {c.p_ttest:.3f} "
-                    f"| {c.p_corrected:.3f} |"
+                    f"| {100 * c.difference:+.2f} | {c.wins}/{c.ties}/{c.losses} "
+                    f"| {c.p_ttest:.3f} | {c.p_corrected:.3f} |"
                 )
             lines.append(f"| {dataset} | {name} | {c.mean:.4f} ± {c.std:.4f} {comparison}")
     return "\n".join(lines)
@@ -173,7 +115,7 @@ def results_table(results: dict[str, dict[str, Comparison]]) -> str:
 
 def mean_diff(results: dict[str, dict[str, Comparison]], name: str) -> float:
     """Paired difference of ``name`` to the baseline, averaged over folds, then datasets."""
-    return float(np.mean([by_method[name].diff for by_method in results.values()]))
+    return float(np.mean([by_method[name].difference for by_method in results.values()]))
 
 
 def summary_table(results: dict[str, dict[str, Comparison]], ranks: dict[str, float]) -> str:
@@ -241,11 +183,8 @@ def main() -> None:
     results: dict[str, dict[str, Comparison]] = {}
     for dataset in args.datasets:
         X, y = DATASETS[dataset](return_X_y=True)
-        scores = fold_accuracies(X.astype(np.float32), y, methods, cv, args.seed)
-        results[dataset] = {
-            name: compare(values, scores[BASELINE], test_over_train)
-            for name, values in scores.items()
-        }
+        fold_results = cross_validate_methods(X, y, methods, cv, args.seed)
+        results[dataset] = compare_methods(fold_results, BASELINE, test_over_train)
     elapsed = time.perf_counter() - start
 
     ranks = mean_ranks(results)

@@ -1,0 +1,90 @@
+"""Paired cross-validated comparison and its significance test, against scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import stats
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight._evaluation import (
+    compare_methods,
+    compare_to_baseline,
+    corrected_ttest,
+    cross_validate_methods,
+    markdown_table,
+    with_random_state,
+)
+
+differences_strategy = arrays(
+    np.float64, st.integers(3, 30), elements=st.floats(-0.2, 0.2, allow_nan=False)
+).filter(lambda d: d.var(ddof=1) > 1e-12)
+
+
+@given(differences_strategy)
+def test_uncorrected_limit_is_scipys_one_sample_t_test(differences):
+    expected = stats.ttest_1samp(differences, 0.0).pvalue
+    assert corrected_ttest(differences, 0.0) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@given(differences_strategy, st.floats(0.05, 1.0))
+def test_correction_only_makes_the_test_more_conservative(differences, test_over_train):
+    assert corrected_ttest(differences, test_over_train) >= corrected_ttest(differences, 0.0)
+
+
+def test_corrected_statistic_by_hand():
+    differences = np.array([0.01, 0.02, 0.0, 0.03, 0.01])
+    variance = (1 / 5 + 0.25) * differences.var(ddof=1)
+    t = differences.mean() / np.sqrt(variance)
+    expected = 2 * stats.t.sf(t, df=4)
+    assert corrected_ttest(differences, 0.25) == pytest.approx(expected, rel=1e-12)
+    assert corrected_ttest(np.zeros(4), 0.25) == 1.0
+
+
+def test_compare_to_baseline_counts_and_paired_test():
+    baseline = np.array([0.90, 0.80, 0.85, 0.70])
+    scores = np.array([0.92, 0.80, 0.84, 0.75])
+    comparison = compare_to_baseline(scores, baseline, 1 / 3)
+    assert (comparison.wins, comparison.ties, comparison.losses) == (2, 1, 1)
+    assert comparison.difference == pytest.approx(0.015)
+    assert comparison.p_ttest == pytest.approx(stats.ttest_rel(scores, baseline).pvalue)
+    assert comparison.std == pytest.approx(np.std(scores, ddof=1))
+    identical = compare_to_baseline(baseline, baseline, 1 / 3)
+    assert identical.p_ttest == identical.p_corrected == 1.0
+
+
+def test_cross_validation_pairs_methods_by_seed(breast_cancer):
+    X, y = breast_cancer
+    shared = {"max_epochs": 3, "device": "cpu"}
+    methods = {
+        "ERM": ERMClassifier(**shared),
+        "ERM again": ERMClassifier(**shared),
+        "scaled RGD": make_pipeline(StandardScaler(), RGDClassifier(**shared)),
+    }
+    results = cross_validate_methods(X, y, methods, StratifiedKFold(3), seed=5)
+    assert list(results.columns) == ["fold", "method", "accuracy", "fit_seconds"]
+    assert len(results) == 9
+    comparisons = compare_methods(results, "ERM", 0.5)
+    # The same model with the same seed on each fold: every fold is a tie.
+    assert comparisons["ERM again"].ties == 3
+    assert set(comparisons) == {"ERM", "ERM again", "scaled RGD"}
+    assert 0.85 < comparisons["scaled RGD"].mean <= 1
+
+
+def test_with_random_state_reaches_the_pipelines_classifier():
+    model = with_random_state(make_pipeline(StandardScaler(), ERMClassifier()), 7)
+    assert model[-1].random_state == 7
+    assert with_random_state(RGDClassifier(), 3).random_state == 3
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    table = markdown_table(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]

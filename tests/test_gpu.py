@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ def test_auto_device_trains_on_gpu_and_matches_cpu_accuracy(Classifier, digits):
     X, y = digits
     gpu = Classifier(max_epochs=20, random_state=0).fit(X, y)
     assert next(gpu.net_.module_.parameters()).device.type == "cuda"
+    assert gpu.net_.policy.device.type == "cuda"  # the training data were moved once
     cpu = Classifier(max_epochs=20, random_state=0, device="cpu").fit(X, y)
     assert abs(gpu.score(X, y) - cpu.score(X, y)) < 0.02
     np.testing.assert_allclose(gpu.predict_proba(X).sum(axis=1), 1, rtol=1e-9)
@@ -49,8 +52,6 @@ def test_gpu_fit_leaves_global_cuda_generator_alone(digits):
 
 
 def test_pickled_gpu_model_predicts_identically(digits):
-    import pickle
-
     X, y = digits
     model = RGDClassifier(max_epochs=3, random_state=0, device="cuda").fit(X, y)
     restored = pickle.loads(pickle.dumps(model))

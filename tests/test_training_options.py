@@ -205,3 +205,12 @@ def test_module_instance_is_reinitialised_from_random_state(breast_cancer):
     ]
     torch.testing.assert_close(fits[0], fits[1])
     assert not torch.equal(fits[0], fits[2])
+
+
+def test_dropout_is_active_in_training_only(breast_cancer):
+    X, y = breast_cancer
+    model = ERMClassifier(**{**FAST, "dropout": 0.5, "hidden_layer_sizes": (64, 32)}).fit(X, y)
+    dropouts = [m for m in model.net_.module_.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [d.p for d in dropouts] == [0.5, 0.5]
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+    assert model.score(X, y) > 0.9

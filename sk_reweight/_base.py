@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import Any
@@ -32,7 +32,10 @@ from torch import nn
 from ._engine import ReweightingNet, TensorDataset
 from ._modules import default_module
 from ._policies import MinibatchPolicy
-from ._schedules import resolve_lr_schedule
+from ._schedules import LRSchedule, resolve_lr_schedule
+
+ModuleFactory = Callable[[tuple[int, ...], int], nn.Module]
+"""``module(input_shape, n_classes)`` builds the network for examples of ``input_shape``."""
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -271,7 +274,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        module: nn.Module | Any | None = None,
+        module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),
         dropout: float = 0.0,
         optimizer: str | type[torch.optim.Optimizer] = "adam",
@@ -280,7 +283,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.0,
         batch_size: int = 128,
         max_epochs: int = 100,
-        lr_schedule: str | Any | None = None,
+        lr_schedule: str | LRSchedule | None = None,
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,

@@ -136,7 +136,8 @@ class TensorBatches:
             )
         else:
             indices = self.policy.epoch_batches(self.batch_size)
-        on_device = self.dataset.X.device == torch.device(self.device)
+        target, data = torch.device(self.device), self.dataset.X.device
+        on_device = target.type == data.type and target.index in (None, data.index)
         for index in indices:
             batch = self.dataset[index]
             yield batch if on_device else _to_device(batch, self.device)

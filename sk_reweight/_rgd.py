@@ -7,15 +7,15 @@ via Distributionally Robust Optimization", TMLR 2024 (arXiv:2306.09222).
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ._base import BaseReweightingClassifier, fill_shared_docs
+from ._base import BaseReweightingClassifier, ModuleFactory, fill_shared_docs
 from ._policies import MinibatchPolicy, WeightStatistics
+from ._schedules import LRSchedule
 
 
 def rgd_weights(
@@ -186,7 +186,7 @@ class RGDClassifier(BaseReweightingClassifier):
         warmup_epochs: int = 0,
         weighting: str = "exp",
         *,
-        module: nn.Module | Any | None = None,
+        module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),
         dropout: float = 0.0,
         optimizer: str | type[torch.optim.Optimizer] = "adam",
@@ -195,7 +195,7 @@ class RGDClassifier(BaseReweightingClassifier):
         weight_decay: float = 0.0,
         batch_size: int = 128,
         max_epochs: int = 100,
-        lr_schedule: str | Any | None = None,
+        lr_schedule: str | LRSchedule | None = None,
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,

@@ -217,11 +217,9 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[torch.Generator]:
     Weight initialisation and dropout draw from the global generators; the
     yielded CPU generator drives the minibatch policy.
     """
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if (device.type == "cuda")
-        else []
-    )
+    devices = []
+    if device.type == "cuda":
+        devices = [torch.cuda.current_device() if device.index is None else device.index]
     with torch.random.fork_rng(devices=devices):
         torch.random.default_generator.manual_seed(seed)
         if devices:

@@ -26,6 +26,15 @@ from ._schedules import LRSchedule, constant_schedule
 Batch = tuple[Tensor, tuple[Tensor, Tensor, Any] | None]
 
 
+def total_sample_weight(sample_weight: Tensor) -> Tensor:
+    """The denominator of :func:`weighted_mean_loss`: the batch's summed sample weights.
+
+    Clamped to the smallest positive float, so that a batch whose weights are
+    all zero contributes zero rather than NaN.
+    """
+    return sample_weight.sum().clamp_min(torch.finfo(sample_weight.dtype).tiny)
+
+
 def weighted_mean_loss(
     losses: Tensor,
     sample_weight: Tensor,
@@ -40,11 +49,11 @@ def weighted_mean_loss(
     :class:`sklearn.neural_network.MLPClassifier`, and :math:`r_i` the
     policy's multiplier (1 for ERM, the RGD weight, the RAIS importance
     weight). A minibatch whose sample weights are all zero contributes zero.
-    ``total_weight``, the clamped :math:`\sum_i u_i`, may be passed when it is
-    already known.
+    ``total_weight``, :func:`total_sample_weight` of the batch, may be passed
+    when it is already known.
     """
     if total_weight is None:
-        total_weight = sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+        total_weight = total_sample_weight(sample_weight)
     weight = sample_weight if example_weight is None else sample_weight * example_weight
     return torch.dot(weight, losses) / total_weight
 
@@ -234,7 +243,7 @@ class ReweightingNet(NeuralNet):
         logits = self.infer(X, **fit_params)
         losses = self.criterion_(logits, y)
         detached = losses.detach()
-        total_weight = sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+        total_weight = total_sample_weight(sample_weight)
         example_weight = self.policy.loss_weights(detached, indices, sample_weight)
         objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
         objective.backward()

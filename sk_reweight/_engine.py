@@ -20,7 +20,8 @@ from skorch.callbacks import EpochTimer, PrintLog
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ._policies import MinibatchPolicy
+from ._batchnorm import WeightedBatchNorm2d, example_weights
+from ._policies import MinibatchPolicy, TrainingStep
 from ._schedules import LRSchedule, constant_schedule
 
 Batch = tuple[Tensor, tuple[Tensor, Tensor, Any] | None]
@@ -157,8 +158,12 @@ class ReweightingNet(NeuralNet):
 
     The criterion is cross-entropy with ``reduction='none'``; each training
     step minimises :func:`weighted_mean_loss` with the policy's weights, at the
-    learning rate ``lr * lr_schedule(policy.progress) * policy.lr_factor()``.
-    The recorded ``train_loss`` is the *unreweighted* (sample-weighted) mean
+    learning rate ``lr * lr_schedule(policy.progress) * policy.lr_factor()``,
+    and training ends after ``max_epochs`` epochs or once ``policy.progress``
+    reaches ``max_epochs`` (importance sampling progresses faster than one
+    epoch per epoch). :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d`
+    layers weight their training statistics by the policy's
+    :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is the *unreweighted* (sample-weighted) mean
     cross-entropy, so that curves of different policies are comparable.
 
     Parameters
@@ -221,6 +226,26 @@ class ReweightingNet(NeuralNet):
             dataset, self.batch_size, self.device, policy=self.policy if training else None
         )
 
+    def initialize_module(self) -> ReweightingNet:
+        super().initialize_module()
+        self._weighted_layers = [
+            layer for layer in self.module_.modules() if isinstance(layer, WeightedBatchNorm2d)
+        ]
+        return self
+
+    def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
+        super().on_train_begin(net, X=X, **kwargs)
+        self.policy.begin_training(self.module_, X)
+
+    def on_train_end(self, net: NeuralNet, **kwargs):
+        self.policy.end_training()
+        super().on_train_end(net, **kwargs)
+
+    def on_epoch_begin(self, net: NeuralNet, **kwargs):
+        if self.policy.progress >= self.max_epochs:
+            raise KeyboardInterrupt  # skorch's way to end training, as EarlyStopping does
+        super().on_epoch_begin(net, **kwargs)
+
     def on_batch_begin(
         self, net: NeuralNet, batch: Batch = None, training: bool = False, **kwargs
     ):
@@ -240,11 +265,14 @@ class ReweightingNet(NeuralNet):
         if not self.module_.training:
             self._set_training(True)
         X, (y, sample_weight, indices) = batch
-        logits = self.infer(X, **fit_params)
+        with example_weights(self._weighted_layers, self.policy.sampling_weights()):
+            logits = self.infer(X, **fit_params)
         losses = self.criterion_(logits, y)
         detached = losses.detach()
         total_weight = total_sample_weight(sample_weight)
-        example_weight = self.policy.loss_weights(detached, indices, sample_weight)
+        example_weight = self.policy.loss_weights(
+            TrainingStep(X, y, indices, sample_weight, logits, detached)
+        )
         objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
         objective.backward()
         if example_weight is None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ._batchnorm import WeightedBatchNorm2d
+
 
 def _dense_stack(
     n_inputs: int, hidden_layer_sizes: Sequence[int], dropout: float
@@ -90,11 +92,11 @@ class SmallCNN(nn.Module):
         pool: list[nn.Module] = [nn.MaxPool2d(2)] if min(image_size) >= 8 else []
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(32),
+            WeightedBatchNorm2d(32),
             nn.ReLU(),
             *pool,
             nn.Conv2d(32, 64, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(64),
+            WeightedBatchNorm2d(64),
             nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),

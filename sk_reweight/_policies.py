@@ -8,9 +8,42 @@ their losses and, for RAIS, a factor on the learning rate.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ._engine import TensorDataset
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """What the engine knows about a minibatch after its forward pass.
+
+    Attributes
+    ----------
+    inputs : Tensor of shape (batch_size, ...)
+        The examples.
+    targets : Tensor of shape (batch_size,)
+        Their encoded labels.
+    indices : Tensor of shape (batch_size,)
+        Their positions in the training set.
+    sample_weight : Tensor of shape (batch_size,)
+        The user's sample weights (times class weights) of those examples.
+    logits : Tensor of shape (batch_size, n_classes)
+        The network's output, still attached to the autograd graph.
+    losses : Tensor of shape (batch_size,)
+        Detached per-example cross-entropies.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    indices: Tensor
+    sample_weight: Tensor
+    logits: Tensor
+    losses: Tensor
 
 
 class MinibatchPolicy:
@@ -21,9 +54,12 @@ class MinibatchPolicy:
     :meth:`loss_weights` to reweight examples and :meth:`epoch_batches`,
     :attr:`progress` or :meth:`lr_factor` to sample them differently.
 
-    The engine calls :meth:`reset` once before training, iterates
-    :meth:`epoch_batches` once per epoch and records :meth:`epoch_statistics`
-    in the history at the end of each epoch.
+    The engine calls :meth:`reset` once before training and
+    :meth:`begin_training` once the network exists, iterates
+    :meth:`epoch_batches` once per epoch, asks :meth:`sampling_weights` before
+    and :meth:`loss_weights` after each minibatch's forward pass, records
+    :meth:`epoch_statistics` in the history at the end of each epoch and calls
+    :meth:`end_training` when training stops.
     """
 
     def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
@@ -44,6 +80,12 @@ class MinibatchPolicy:
         self.samples_seen = 0
         self.epochs_started = 0
 
+    def begin_training(self, module: nn.Module, dataset: TensorDataset) -> None:
+        """Training of ``module`` on ``dataset`` (the training set) starts."""
+
+    def end_training(self) -> None:
+        """Training stopped; release what :meth:`begin_training` acquired."""
+
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         """Yield the index tensors of one epoch's minibatches."""
         self.epochs_started += 1
@@ -58,23 +100,23 @@ class MinibatchPolicy:
         """Training progress in epochs: examples drawn so far over ``n_samples``."""
         return self.samples_seen / self.n_samples
 
+    def sampling_weights(self) -> Tensor | None:
+        """Importance weights :math:`1 / (n p_i)` of the minibatch just drawn.
+
+        ``None`` when sampling is uniform. Weighted batch-normalisation layers
+        use them for their training statistics.
+        """
+        return None
+
     def lr_factor(self) -> float:
         """Multiplier of the scheduled learning rate for the next step."""
         return 1.0
 
-    def loss_weights(
-        self, losses: Tensor, indices: Tensor, sample_weight: Tensor
-    ) -> Tensor | None:
-        """Per-example multipliers of the loss, or ``None`` for all ones.
+    def loss_weights(self, step: TrainingStep) -> Tensor | None:
+        """Per-example multipliers of the minibatch's losses, or ``None`` for all ones.
 
-        Parameters
-        ----------
-        losses : Tensor of shape (batch_size,)
-            Detached per-example losses of the minibatch.
-        indices : Tensor of shape (batch_size,)
-            Positions of the minibatch's examples in the training set.
-        sample_weight : Tensor of shape (batch_size,)
-            The user's sample weights (times class weights) of those examples.
+        Called once per training step, after the forward pass and before the
+        backward pass; a policy may update its state from ``step`` here.
         """
         return None
 

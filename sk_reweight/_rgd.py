@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
 from ._base import BaseReweightingClassifier, ModuleFactory, fill_shared_docs
-from ._policies import MinibatchPolicy, WeightStatistics
+from ._policies import MinibatchPolicy, TrainingStep, WeightStatistics
 from ._schedules import LRSchedule
 
 
@@ -84,13 +84,11 @@ class RGDPolicy(MinibatchPolicy):
         self.normalize = normalize
         self.statistics = WeightStatistics()
 
-    def loss_weights(
-        self, losses: Tensor, indices: Tensor, sample_weight: Tensor
-    ) -> Tensor | None:
+    def loss_weights(self, step: TrainingStep) -> Tensor | None:
         if self.epochs_started <= self.warmup_epochs:
             return None
         weights = rgd_weights(
-            losses, self.tau, normalize=self.normalize, sample_weight=sample_weight
+            step.losses, self.tau, normalize=self.normalize, sample_weight=step.sample_weight
         )
         self.statistics.update(weights)
         return weights

@@ -1,0 +1,180 @@
+r"""Per-example gradients of the cross-entropy, in three spaces of increasing cost.
+
+RAIS needs, for every drawn example, the norm :math:`v_i = \|\nabla \ell_i\|`
+of its loss gradient, and for the gain ratio the squared norm of the
+minibatch gradient :math:`g = \sum_i a_i \nabla \ell_i` *in the same space*
+(section 4.4). Three spaces are offered:
+
+``'logits'``
+    The paper's proxy (section 4.5): the gradient of the loss with respect to
+    the logits, :math:`\delta_i = \mathrm{softmax}(z_i) - e_{y_i}`, which is
+    also the gradient of the output layer's bias. Free from the forward pass.
+``'last_layer'``
+    The exact gradient of the output linear layer's weight and bias,
+    :math:`\delta_i \otimes (h_i, 1)` with :math:`h_i` the layer's input, of
+    norm :math:`\|\delta_i\| \sqrt{\|h_i\|^2 + 1}`. Needs only :math:`h_i`,
+    captured by a forward hook.
+``'exact'``
+    Every parameter's per-example gradient, by ``torch.func`` (``vmap`` of
+    ``grad``): one extra forward and backward per example, for small models,
+    tests and the oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
+
+GRAD_NORMS = ("logits", "last_layer", "exact")
+
+
+def logit_gradients(logits: Tensor, y: Tensor) -> Tensor:
+    r"""Gradient of each example's cross-entropy with respect to its logits.
+
+    .. math:: \partial \ell_i / \partial z_i = \mathrm{softmax}(z_i) - e_{y_i}
+    """
+    delta = torch.softmax(logits.detach().float(), dim=1)
+    delta[torch.arange(len(y), device=y.device), y] -= 1.0
+    return delta
+
+
+@dataclass
+class LogitGradients:
+    """Per-example gradients :math:`\\delta_i` in logit (output-bias) space."""
+
+    delta: Tensor
+
+    @property
+    def norms(self) -> Tensor:
+        """:math:`\\|\\delta_i\\|` of every example."""
+        return self.delta.norm(dim=1)
+
+    def weighted_sum(self, coefficients: Tensor) -> Tensor:
+        """:math:`\\sum_i a_i \\delta_i`."""
+        return coefficients @ self.delta
+
+
+@dataclass
+class LastLayerGradients:
+    r"""Per-example gradients :math:`\delta_i \otimes (h_i, 1)` of the output layer's weight and bias."""
+
+    delta: Tensor
+    inputs: Tensor
+
+    @property
+    def norms(self) -> Tensor:
+        r""":math:`\|\delta_i\| \sqrt{\|h_i\|^2 + 1}` of every example."""
+        return self.delta.norm(dim=1) * (self.inputs.square().sum(dim=1) + 1.0).sqrt()
+
+    def weighted_sum(self, coefficients: Tensor) -> Tensor:
+        r""":math:`\sum_i a_i \delta_i (h_i, 1)^\top`, the layer's minibatch gradient."""
+        augmented = torch.cat([self.inputs, torch.ones_like(self.inputs[:, :1])], dim=1)
+        return (coefficients.unsqueeze(1) * self.delta).T @ augmented
+
+
+@dataclass
+class ExactGradients:
+    """Flattened per-example gradients of every parameter, one row per example."""
+
+    gradients: Tensor
+
+    @property
+    def norms(self) -> Tensor:
+        """Full-model gradient norm of every example."""
+        return self.gradients.norm(dim=1)
+
+    def weighted_sum(self, coefficients: Tensor) -> Tensor:
+        r""":math:`\sum_i a_i \nabla \ell_i`."""
+        return coefficients @ self.gradients
+
+
+PerExampleGradients = LogitGradients | LastLayerGradients | ExactGradients
+
+
+def output_layer(module: nn.Module) -> nn.Linear:
+    """The module's last :class:`~torch.nn.Linear` layer, presumed to produce the logits."""
+    linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
+    if not linears:
+        raise ValueError(
+            "grad_norm='last_layer' needs a module whose logits come from an nn.Linear "
+            "layer; this module has none. Use grad_norm='logits' or 'exact'."
+        )
+    return linears[-1]
+
+
+def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> ExactGradients:
+    """Per-example gradients of every parameter by ``torch.func.vmap(grad(...))``.
+
+    The module is evaluated in evaluation mode (dropout off, batch
+    normalisation on its running statistics), because per-example gradients
+    are not defined for layers that couple the examples of a batch.
+    """
+    params = {name: param.detach() for name, param in module.named_parameters()}
+    buffers = dict(module.named_buffers())
+
+    def example_loss(params: dict[str, Tensor], x: Tensor, target: Tensor) -> Tensor:
+        logits = functional_call(module, (params, buffers), (x.unsqueeze(0),))
+        return F.cross_entropy(logits, target.unsqueeze(0))
+
+    was_training = module.training
+    module.eval()
+    try:
+        grads = vmap(grad(example_loss), in_dims=(None, 0, 0), randomness="different")(
+            params, X, y
+        )
+    finally:
+        module.train(was_training)
+    return ExactGradients(torch.cat([g.flatten(1) for g in grads.values()], dim=1))
+
+
+class GradientProbe:
+    """Per-example gradients of a module's training minibatches in one of :data:`GRAD_NORMS`.
+
+    For ``'last_layer'`` a forward hook on the output layer keeps the inputs
+    of its most recent call; :meth:`release` removes it.
+
+    Parameters
+    ----------
+    grad_norm : {'logits', 'last_layer', 'exact'}
+        The space the gradients are measured in.
+    module : torch.nn.Module
+        The network being trained.
+    """
+
+    def __init__(self, grad_norm: str, module: nn.Module) -> None:
+        self.grad_norm = grad_norm
+        self.module = module
+        self._hook = None
+        self._last_call: tuple[Tensor, Tensor] | None = None
+        if grad_norm == "last_layer":
+            self._hook = output_layer(module).register_forward_hook(self._keep_call)
+
+    def _keep_call(self, layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        self._last_call = (inputs[0], output)
+
+    def release(self) -> None:
+        """Remove the forward hook, if any."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._last_call = None
+
+    def gradients(self, X: Tensor, logits: Tensor, y: Tensor) -> PerExampleGradients:
+        """Per-example gradients of the examples ``X`` whose forward pass gave ``logits``."""
+        if self.grad_norm == "exact":
+            return exact_gradients(self.module, X, y)
+        delta = logit_gradients(logits, y)
+        if self.grad_norm == "logits":
+            return LogitGradients(delta)
+        if self._last_call is None or self._last_call[1] is not logits:
+            raise ValueError(
+                "grad_norm='last_layer' needs the logits to be the output of the module's "
+                "last nn.Linear layer, unchanged; use grad_norm='logits' or 'exact'."
+            )
+        inputs = self._last_call[0].detach().flatten(1).float()
+        self._last_call = None
+        return LastLayerGradients(delta, inputs)

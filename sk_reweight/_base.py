@@ -450,13 +450,14 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _train_validation_split(
         self, dataset: TensorDataset, y: NDArray[np.int64], seed: int
-    ) -> tuple[TensorDataset, TensorDataset | None]:
-        """The training set and, with early stopping, the held-out validation set.
+    ) -> tuple[TensorDataset, TensorDataset | None, NDArray[np.intp]]:
+        """The training set, the held-out validation set (early stopping only) and
+        the positions of the training examples in ``dataset``.
 
         The split is stratified whenever both parts can hold every class.
         """
         if not self.early_stopping:
-            return dataset, None
+            return dataset, None, np.arange(len(y))
         n_valid = int(np.ceil(self.validation_fraction * len(y)))
         if n_valid >= len(y):
             raise ValueError(
@@ -471,7 +472,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             random_state=seed,
             stratify=y if can_stratify else None,
         )
-        return dataset.subset(train), dataset.subset(valid)
+        return dataset.subset(train), dataset.subset(valid), train
 
     def _callbacks(self) -> list:
         callbacks: list = []
@@ -524,7 +525,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             torch.tensor(X), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
         )
         dataset = dataset.to(data_device(device, dataset.nbytes))
-        train_set, valid_set = self._train_validation_split(dataset, y_encoded, seed)
+        train_set, valid_set, self._training_rows = self._train_validation_split(
+            dataset, y_encoded, seed
+        )
         train_split = None if valid_set is None else predefined_split(valid_set)
         lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
         policy = self._make_policy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
 # Each entry: check name -> why it cannot pass for a stochastic minibatch trainer.
 # Precedent: scikit-learn marks the same checks as expected failures for SGDClassifier.
@@ -25,10 +25,23 @@ ESTIMATORS = [
         random_state=0,
         device="cpu",
     ),
+    RAISClassifier(lr=0.05, max_epochs=30, random_state=0, device="cpu"),
 ]
 
 
+# float32 matrix products on CPU may round differently for different numbers of rows
+# (BLAS picks other kernels), so predictions on a subset can differ in the 7th digit.
+# RAIS's network meets the check's 1e-7 tolerance only by chance; ERM's and RGD's do.
+FLOAT32_SUBSET_ROUNDING = {
+    "check_methods_subset_invariance": (
+        "float32 CPU matmuls round differently for different batch sizes (1e-7 relative)."
+    ),
+}
+
+
 def expected_failed_checks(estimator):
+    if isinstance(estimator, RAISClassifier):
+        return {**EXPECTED_FAILED_CHECKS, **FLOAT32_SUBSET_ROUNDING}
     return EXPECTED_FAILED_CHECKS
 
 

@@ -13,11 +13,11 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
 from .conftest import FAST
 
-CLASSIFIERS = [ERMClassifier, RGDClassifier]
+CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
 
 
 def mixed_pipeline(classifier):

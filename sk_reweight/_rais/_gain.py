@@ -113,7 +113,11 @@ class GainRatioEstimator:
         """
         weighted = (weights * norms.square()).double()
         sample = torch.stack(
-            [weighted.mean(), (weights.double() * weighted).mean(), batch_gradient_sq_norm.double()]
+            [
+                weighted.mean(),
+                (weights.double() * weighted).mean(),
+                batch_gradient_sq_norm.double(),
+            ]
         )
         self._moments.lerp_(sample, self.alpha)
         self._steps += 1

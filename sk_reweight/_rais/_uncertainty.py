@@ -188,6 +188,8 @@ def solve_uncertainty_set(
     features = np.asarray(features, dtype=np.float64)
     norms = np.asarray(norms, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
+    if not all(np.isfinite(a).all() for a in (features, norms, weights, mean_features)):
+        raise SolverError("the (PT) records contain NaN or infinite values")
     column_scale = features.mean(axis=0)
     column_scale[column_scale <= 0] = 1.0
     norm_scale = float(np.sqrt(np.mean(weights * norms**2)))

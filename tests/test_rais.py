@@ -1,0 +1,206 @@
+"""RAISClassifier: training behaviour, diagnostics and the oracle."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+from torch.nn import functional as F
+
+from sk_reweight import RAISClassifier
+from sk_reweight._rais import _policy
+from sk_reweight._rais._uncertainty import SolverError
+
+from .conftest import FAST
+
+RAIS = {**FAST, "lr": 0.05, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def fitted_rais(digits):
+    X, y = digits
+    return RAISClassifier(**{**RAIS, "max_epochs": 8}).fit(X, y)
+
+
+def test_history_records_rais_diagnostics(fitted_rais):
+    history = fitted_rais.history_
+    equivalent = history[:, "epochs_equivalent"]
+    assert np.all(np.diff(equivalent) > 0)
+    assert all(e >= epoch for e, epoch in zip(equivalent, history[:, "epoch"], strict=True))
+    assert all(1.0 <= r <= 64 for r in history[:, "gain_ratio"])
+    statuses = history[:, "solve_status"]
+    assert statuses[0] == "none" and "optimal" in statuses[1:]
+    assert history[0, "effective_sample_size"] == 1.0
+    assert all(0 < ess <= 1 for ess in history[:, "effective_sample_size"])
+    assert all(0 <= f <= 1 for f in history[:, "outlier_fraction"])
+    assert sum(history[:, "solve_seconds"]) > 0
+
+
+def test_training_ends_when_epochs_equivalent_reach_max_epochs(fitted_rais):
+    history = fitted_rais.history_
+    assert len(history) == 8 or history[-1, "epochs_equivalent"] >= 8
+    assert history[-2, "epochs_equivalent"] < 8
+
+
+def test_uncertainty_set_and_sampling_probabilities(fitted_rais, digits):
+    X, y = digits
+    found = fitted_rais.uncertainty_set_
+    assert found.status == "optimal"
+    assert found.c.shape == found.d.shape == (len(fitted_rais.feature_names_uncertainty_),)
+    assert (found.c >= 0).all() and (found.d >= 0).all()
+    probabilities = fitted_rais.sampling_probabilities()
+    assert probabilities.shape == (len(X),)
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert (probabilities > 0).all()
+    # RAIS prioritises the examples the network gets wrong or barely right.
+    confidence = fitted_rais.predict_proba(X)[np.arange(len(y)), y]
+    hard, easy = confidence < np.quantile(confidence, 0.1), confidence > 0.99
+    assert probabilities[hard].mean() > 2 * probabilities[easy].mean()
+
+
+def test_sampling_probabilities_are_zero_on_the_validation_split(digits):
+    X, y = digits
+    model = RAISClassifier(**{**RAIS, "max_epochs": 3, "early_stopping": True}).fit(X, y)
+    probabilities = model.sampling_probabilities()
+    n_valid = int(np.ceil(0.1 * len(X)))
+    assert (probabilities == 0).sum() == n_valid
+    assert probabilities.sum() == pytest.approx(1.0)
+
+
+def test_without_lr_scaling_epochs_equivalent_are_epochs(breast_cancer):
+    model = RAISClassifier(**{**RAIS, "lr_scaling": False, "max_epochs": 4}).fit(*breast_cancer)
+    history = model.history_
+    np.testing.assert_allclose(history[:, "epochs_equivalent"], [1, 2, 3, 4])
+    assert history[:, "lr"] == [RAIS["lr"]] * 4
+
+
+@pytest.mark.parametrize("grad_norm", ["logits", "last_layer", "exact"])
+def test_every_gradient_norm_trains(grad_norm, digits):
+    X, y = digits
+    model = RAISClassifier(**{**RAIS, "grad_norm": grad_norm, "max_epochs": 4}).fit(X, y)
+    assert model.score(X, y) > 0.85
+    assert model.history_[-1, "train_loss"] < model.history_[0, "train_loss"]
+
+
+def test_same_random_state_is_reproducible_despite_the_background_solver(digits):
+    X, y = digits
+    first, second = (RAISClassifier(**{**RAIS, "max_epochs": 5}).fit(X, y) for _ in range(2))
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    np.testing.assert_array_equal(first.uncertainty_set_.c, second.uncertainty_set_.c)
+
+
+def test_scaling_all_sample_weights_changes_nothing(breast_cancer):
+    X, y = breast_cancer
+    plain = RAISClassifier(**RAIS).fit(X, y)
+    # A power of two scales every intermediate value exactly: training must be identical.
+    scaled = RAISClassifier(**RAIS).fit(X, y, sample_weight=np.full(len(y), 4.0))
+    np.testing.assert_array_equal(plain.predict_proba(X), scaled.predict_proba(X))
+
+
+def test_zero_weighted_class_is_never_predicted(breast_cancer):
+    X, y = breast_cancer
+    model = RAISClassifier(**RAIS).fit(X, y, sample_weight=(y == 1).astype(float))
+    assert (model.predict(X) == 1).all()
+
+
+def test_solver_failure_warns_and_keeps_training(digits, monkeypatch):
+    def failing(*args, **kwargs):
+        raise SolverError("CLARABEL returned status 'infeasible' for (PT)")
+
+    monkeypatch.setattr(_policy, "solve_uncertainty_set", failing)
+    X, y = digits
+    with pytest.warns(ConvergenceWarning, match="keeping the previous sampling"):
+        model = RAISClassifier(**{**RAIS, "max_epochs": 3}).fit(X, y)
+    assert model.uncertainty_set_ is None
+    statuses = model.history_[:, "solve_status"]
+    assert statuses[1] == "failed" and "optimal" not in statuses
+    # Uniform sampling throughout: the distribution stays uniform.
+    np.testing.assert_allclose(model.sampling_probabilities(), 1 / len(X))
+    assert model.score(X, y) > 0.8
+
+
+def exact_norms(module, X, y):
+    norms = []
+    module.eval()
+    for i in range(len(X)):
+        module.zero_grad()
+        F.cross_entropy(module(X[i : i + 1]), y[i : i + 1]).backward()
+        norms.append(torch.cat([p.grad.flatten() for p in module.parameters()]).norm())
+    return torch.stack(norms)
+
+
+def test_oracle_samples_proportionally_to_exact_gradient_norms(breast_cancer):
+    X, y = breast_cancer
+    X, y = X[:120], y[:120]
+    model = RAISClassifier(
+        **{
+            **RAIS,
+            "oracle": True,
+            "grad_norm": "exact",
+            "max_epochs": 3,
+            "hidden_layer_sizes": (8,),
+        }
+    ).fit(X, y)
+    norms = exact_norms(
+        model.net_.module_, torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    ).numpy()
+    np.testing.assert_allclose(model.sampling_probabilities(), norms / norms.sum(), rtol=1e-4)
+    assert model.uncertainty_set_ is None
+    assert all(r >= 1 for r in model.history_[:, "gain_ratio"])
+
+
+def test_default_cnn_trains_with_weighted_batch_norm(digits):
+    X, y = digits
+    images = X.reshape(-1, 8, 8)
+    model = RAISClassifier(**{**RAIS, "max_epochs": 3, "lr": 0.05}).fit(images, y)
+    assert model.score(images, y) > 0.5
+    batch_norm = model.net_.module_.features[1]
+    assert torch.isfinite(batch_norm.running_var).all()
+    assert model.history_[-1, "effective_sample_size"] < 1
+
+
+def test_last_layer_norm_needs_linear_logits(breast_cancer):
+    def factory(input_shape, n_classes):
+        return nn.Sequential(nn.Linear(input_shape[0], n_classes), nn.LogSoftmax(dim=1))
+
+    with pytest.raises(ValueError, match="last nn.Linear"):
+        RAISClassifier(**{**RAIS, "module": factory}).fit(*breast_cancer)
+    model = RAISClassifier(**{**RAIS, "module": factory, "grad_norm": "logits"})
+    assert model.fit(*breast_cancer).score(*breast_cancer) > 0.9
+
+
+def test_pickled_model_carries_no_training_data(fitted_rais, digits):
+    restored = pickle.loads(pickle.dumps(fitted_rais))
+    policy = restored.net_.policy
+    assert policy.dataset is None and policy.records is None and policy.history is None
+    X, _ = digits
+    np.testing.assert_array_equal(restored.predict(X), fitted_rais.predict(X))
+
+
+def test_grid_search_over_rais_parameters(breast_cancer):
+    search = GridSearchCV(
+        RAISClassifier(**{**RAIS, "max_epochs": 3}),
+        {"grad_norm": ["logits", "last_layer"], "lr": [0.01, 0.05]},
+        cv=2,
+    ).fit(*breast_cancer)
+    assert search.best_score_ > 0.9
+    assert set(search.best_params_) == {"grad_norm", "lr"}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"grad_norm": "full"}, "grad_norm"),
+        ({"history_size": 0}, "history_size"),
+        ({"gain_ema": 0.0}, "gain_ema"),
+        ({"outlier_threshold": -1.0}, "outlier_threshold"),
+    ],
+)
+def test_bad_rais_parameters(params, message, breast_cancer):
+    with pytest.raises(ValueError, match=message):
+        RAISClassifier(**{**RAIS, **params}).fit(*breast_cancer)

@@ -1,0 +1,375 @@
+"""RAIS mathematics, each piece against an independent computation (no skorch)."""
+
+from __future__ import annotations
+
+import itertools
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
+
+from sk_reweight._batchnorm import weighted_batch_norm
+from sk_reweight._engine import TensorDataset, weighted_mean_loss
+from sk_reweight._policies import TrainingStep
+from sk_reweight._rais._gain import GainRatioEstimator, exact_gain_ratio, expected_squared_norm
+from sk_reweight._rais._history import (
+    FEATURE_NAMES,
+    HISTORY_LENGTH,
+    NormHistory,
+    RecentRecords,
+    norm_history_features,
+)
+from sk_reweight._rais._norms import GradientProbe, exact_gradients, logit_gradients
+from sk_reweight._rais._policy import RAISPolicy, draw_minibatch
+from sk_reweight._rais._uncertainty import (
+    SolverError,
+    outlier_scale,
+    robust_scores,
+    solve_uncertainty_set,
+    uncertainty_constraint,
+)
+
+# ---------------------------------------------------------------- features
+
+
+def naive_features(recorded: list[float]) -> list[float]:
+    """Section 6's features of one example, from the plain list of its recorded norms."""
+    values = []
+    for window in (1, 2, 4, 8, 16):
+        last = recorded[-window:]
+        values.append(np.mean(last) if last else 0.0)
+    spreads = [np.var(recorded[-w:]) if recorded else 0.0 for w in (4, 8, 16)]
+    return values + spreads + list(np.sqrt(spreads)) + [1.0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 50, width=32), max_size=40), min_size=1, max_size=6))
+def test_features_match_a_naive_per_example_computation(recordings):
+    history = NormHistory(len(recordings), torch.device("cpu"))
+    for step in range(max(map(len, recordings), default=0)):
+        drawn = [i for i, norms in enumerate(recordings) if step < len(norms)]
+        if drawn:
+            norms = torch.tensor([recordings[i][step] for i in drawn])
+            history.record(torch.tensor(drawn), norms)
+    expected = np.array([naive_features(norms) for norms in recordings])
+    np.testing.assert_allclose(history.features.numpy(), expected, rtol=1e-4, atol=1e-3)
+    assert history.features.shape[1] == len(FEATURE_NAMES)
+
+
+def test_features_are_non_negative_and_bias_is_one():
+    history = torch.rand(20, HISTORY_LENGTH) * 5
+    features = norm_history_features(history, torch.randint(0, 30, (20,)))
+    assert (features >= 0).all()
+    assert (features[:, FEATURE_NAMES.index("bias")] == 1).all()
+
+
+def test_duplicate_draws_are_recorded_once():
+    history = NormHistory(3, torch.device("cpu"))
+    history.record(torch.tensor([1, 1, 2]), torch.tensor([4.0, 4.0, 2.0]))
+    assert history.counts.tolist() == [0, 1, 1]
+    assert history.features[1, 0] == 4.0
+
+
+def test_recent_records_keep_the_newest_in_a_ring():
+    records = RecentRecords(capacity=5, n_features=2, device=torch.device("cpu"))
+    for start in range(0, 12, 3):
+        norms = torch.arange(start, start + 3, dtype=torch.float32)
+        records.add(torch.stack([norms, norms], 1), norms, torch.ones(3))
+    features, norms, weights = records.snapshot()
+    assert sorted(norms) == [7, 8, 9, 10, 11]
+    np.testing.assert_array_equal(features[:, 0], norms)
+
+
+# ----------------------------------------------------- uncertainty set (PT)
+
+
+def random_problem(seed, n=40, n_features=4):
+    rng = np.random.default_rng(seed)
+    features = np.column_stack([rng.uniform(0.1, 3, (n, n_features - 1)), np.ones(n)])
+    c = rng.uniform(0, 1, n_features)
+    d = rng.uniform(0.05, 1, n_features)
+    return features, c, d
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_closed_form_robust_scores_solve_the_robust_counterpart(seed):
+    """Proposition 4.1 against cvxpy's solution of (PRC'): max sum(v) over the ellipsoid."""
+    features, c, d = random_problem(seed)
+    n = len(features)
+    estimate, uncertainty = features @ c, features @ d
+    v = cp.Variable(n, nonneg=True)
+    constraint = cp.sum(cp.multiply(1 / uncertainty, cp.square(estimate - v))) <= n
+    cp.Problem(cp.Maximize(cp.sum(v)), [constraint]).solve(solver="CLARABEL")
+    closed_form = robust_scores(torch.tensor(features), torch.tensor(c), torch.tensor(d))
+    np.testing.assert_allclose(closed_form.numpy(), v.value, rtol=2e-4)
+    assert closed_form.sum().item() == pytest.approx(v.value.sum(), rel=1e-6)
+
+
+def pt_records(seed, n=300):
+    rng = np.random.default_rng(seed)
+    history = torch.tensor(rng.lognormal(0, 0.7, (n, 1)) * rng.lognormal(0, 0.3, (n, 16)))
+    features = norm_history_features(history.float(), torch.full((n,), 16)).double().numpy()
+    norms = features[:, 0] * rng.lognormal(0, 0.4, n)
+    weights = rng.uniform(0.5, 2, n)
+    return features, norms, weights
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pt_solution_is_optimal_with_an_active_constraint(seed):
+    features, norms, weights = pt_records(seed)
+    mean_features = features.mean(axis=0)
+    solution = solve_uncertainty_set(features, norms, weights, mean_features)
+    assert solution.status == "optimal"
+    assert (solution.c >= 0).all() and (solution.d >= 0).all()
+    assert uncertainty_constraint(
+        solution.c, solution.d, features, norms, weights
+    ) == pytest.approx(1.0, abs=1e-4)
+    optimum = mean_features @ solution.d
+    rng = np.random.default_rng(seed)
+    n_feasible = 0
+    for _ in range(300):
+        c = np.clip(solution.c + rng.normal(0, 0.05, solution.c.shape) * solution.c.max(), 0, None)
+        d = np.clip(solution.d + rng.normal(0, 0.05, solution.d.shape) * solution.d.max(), 0, None)
+        if (features @ d <= 0).any():
+            continue
+        if uncertainty_constraint(c, d, features, norms, weights) <= 1:
+            n_feasible += 1
+            assert mean_features @ d >= optimum * (1 - 1e-4)
+    assert n_feasible > 10
+
+
+def test_pt_solution_scales_with_the_norms():
+    """c scales like the norms and d like their square: the rescaling inside is exact."""
+    features, norms, weights = pt_records(7)
+    features_scaled = features.copy()
+    features_scaled[:, :-1] *= 1e-3
+    base = solve_uncertainty_set(features, norms, weights, features.mean(0))
+    scaled = solve_uncertainty_set(features_scaled, norms * 1e-3, weights, features_scaled.mean(0))
+    np.testing.assert_allclose(
+        features_scaled @ scaled.c, 1e-3 * (features @ base.c), rtol=1e-3, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        features_scaled @ scaled.d, 1e-6 * (features @ base.d), rtol=1e-3, atol=1e-12
+    )
+
+
+def test_pt_solver_failure_is_a_solver_error():
+    features, norms, weights = pt_records(0)
+    with pytest.raises(SolverError, match="NaN"):
+        solve_uncertainty_set(features, norms * np.nan, weights, features.mean(0))
+
+
+def test_outliers_are_capped_at_the_threshold():
+    features = torch.tensor([[1.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
+    c, d = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.01])
+    norms = torch.tensor([1.05, 50.0, 0.0])
+    scale = outlier_scale(features, norms, c, d, threshold=100.0)
+    capped = norms * scale
+    q = (features @ c - capped) ** 2 / (features @ d)
+    assert scale[0] == 1 and scale[2] == 1
+    assert q[1].item() == pytest.approx(100.0, rel=1e-5)
+
+
+# ----------------------------------------------------------------- sampling
+
+
+def test_sampler_frequencies_match_p():
+    probabilities = torch.tensor([0.5, 0.25, 0.125, 0.0625, 0.0625])
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([draw_minibatch(probabilities, 64, generator) for _ in range(300)])
+    counts = np.bincount(draws.numpy(), minlength=5)
+    _, p_value = stats.chisquare(counts, probabilities.numpy() * len(draws))
+    assert p_value > 1e-3
+
+
+def tiny_problem(n=5, n_features=3, n_classes=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, n_features, generator=generator)
+    y = torch.randint(0, n_classes, (n,), generator=generator)
+    sample_weight = torch.rand(n, generator=generator) + 0.2
+    module = nn.Linear(n_features, n_classes)
+    with torch.no_grad():
+        module.weight.copy_(torch.randn(n_classes, n_features, generator=generator))
+    return X, y, sample_weight, module
+
+
+def step_gradient(policy, module, X, y, sample_weight, indices):
+    """The gradient of the engine's objective for one drawn minibatch."""
+    module.zero_grad()
+    logits = module(X[indices])
+    losses = F.cross_entropy(logits, y[indices], reduction="none")
+    step = TrainingStep(
+        X[indices], y[indices], indices, sample_weight[indices], logits, losses.detach()
+    )
+    weights = policy.loss_weights(step)
+    weighted_mean_loss(losses, sample_weight[indices], weights).backward()
+    return torch.cat([p.grad.flatten() for p in module.parameters()])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_importance_weights_make_the_gradient_unbiased(batch_size):
+    """The exact expectation over every possible minibatch equals the full weighted gradient."""
+    X, y, sample_weight, module = tiny_problem()
+    n = len(X)
+    policy = RAISPolicy(grad_norm="logits", outlier_threshold=1e9)
+    policy.reset(n, torch.Generator().manual_seed(0), torch.device("cpu"))
+    policy.begin_training(module, TensorDataset(X, y, sample_weight))
+    policy._gain = GainRatioEstimator(0.01, batch_size, torch.device("cpu"))
+    probabilities = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05])
+    expected_gradient = 0
+    for batch in itertools.product(range(n), repeat=batch_size):
+        indices = torch.tensor(batch)
+        policy._batch_weights = 1.0 / (n * probabilities[indices])
+        chance = probabilities[indices].prod()
+        expected_gradient = expected_gradient + chance * step_gradient(
+            policy, module, X, y, sample_weight, indices
+        )
+    module.zero_grad()
+    weighted_mean_loss(F.cross_entropy(module(X), y, reduction="none"), sample_weight).backward()
+    full = torch.cat([p.grad.flatten() for p in module.parameters()])
+    torch.testing.assert_close(expected_gradient, full, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- gain ratio
+
+
+def test_expected_squared_norm_matches_enumeration():
+    """Eq. 5 against the exact expectation over all minibatches of size 2."""
+    generator = torch.Generator().manual_seed(1)
+    gradients = torch.randn(4, 3, generator=generator)
+    probabilities = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    n, batch_size = 4, 2
+    exact = 0.0
+    for batch in itertools.product(range(n), repeat=batch_size):
+        g = sum(gradients[i] / (n * probabilities[i]) for i in batch) / batch_size
+        exact += probabilities[list(batch)].prod().item() * g.square().sum().item()
+    mean_sq = gradients.mean(0).square().sum().item()
+    formula = expected_squared_norm(gradients.norm(dim=1), probabilities, mean_sq, batch_size)
+    assert formula == pytest.approx(exact, rel=1e-5)
+
+
+def test_gain_ratio_estimator_converges_to_the_exact_ratio():
+    generator = torch.Generator().manual_seed(0)
+    n, batch_size = 200, 8
+    scale = torch.rand(n, generator=generator) ** 3 * 10 + 0.01
+    gradients = torch.randn(n, 5, generator=generator, dtype=torch.float64) * scale[:, None]
+    gradients += 0.3
+    norms = gradients.norm(dim=1)
+    probabilities = norms / norms.sum()
+    truth = exact_gain_ratio(
+        norms, probabilities, gradients.mean(0).square().sum().item(), batch_size
+    )
+    assert truth > 1.5
+    estimator = GainRatioEstimator(alpha=0.002, batch_size=batch_size, device="cpu")
+    for _ in range(6000):
+        drawn = draw_minibatch(probabilities, batch_size, generator)
+        weights = 1.0 / (n * probabilities[drawn])
+        batch_gradient = (weights[:, None] * gradients[drawn]).mean(0)
+        estimator.update(norms[drawn], weights, batch_gradient.square().sum())
+    assert estimator.ratio == pytest.approx(truth, rel=0.1)
+
+
+def test_gain_ratio_is_one_under_uniform_sampling_and_clipped():
+    estimator = GainRatioEstimator(alpha=0.1, batch_size=4, device="cpu")
+    assert estimator.ratio == 1.0
+    estimator.update(torch.tensor([1.0, 2.0]), torch.ones(2), torch.tensor(0.5))
+    assert estimator.ratio == pytest.approx(1.0)
+    estimator.update(torch.tensor([1e3]), torch.tensor([1e-3]), torch.tensor(1e-9))
+    assert estimator.ratio == 4.0
+
+
+# ------------------------------------------------------ per-example norms
+
+
+def two_layer(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+
+
+def torch_func_gradients(module, X, y, names):
+    params = {k: v.detach() for k, v in module.named_parameters()}
+
+    def loss(params, x, target):
+        out = functional_call(module, params, (x.unsqueeze(0),))
+        return F.cross_entropy(out, target.unsqueeze(0))
+
+    grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)
+    return torch.cat([grads[name].flatten(1) for name in names], dim=1)
+
+
+def test_last_layer_norms_equal_torch_func_last_layer_norms():
+    module = two_layer()
+    X, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    probe = GradientProbe("last_layer", module)
+    logits = module(X)
+    gradients = probe.gradients(X, logits, y)
+    reference = torch_func_gradients(module, X, y, ["2.weight", "2.bias"])
+    torch.testing.assert_close(gradients.norms, reference.norm(dim=1))
+    coefficients = torch.rand(10)
+    batch = gradients.weighted_sum(coefficients)
+    expected = coefficients @ reference
+    torch.testing.assert_close(batch[:, :-1].flatten(), expected[:18])
+    torch.testing.assert_close(batch[:, -1], expected[18:])
+    probe.release()
+    assert not module[2]._forward_hooks
+
+
+def test_logit_norms_are_the_output_bias_gradients():
+    module = two_layer(1)
+    X, y = torch.randn(7, 4), torch.randint(0, 3, (7,))
+    delta = logit_gradients(module(X), y)
+    reference = torch_func_gradients(module, X, y, ["2.bias"])
+    torch.testing.assert_close(delta, reference)
+
+
+def test_exact_gradients_match_autograd_per_example():
+    module = two_layer(2)
+    X, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
+    gradients = exact_gradients(module, X, y).gradients
+    for i in range(5):
+        module.zero_grad()
+        F.cross_entropy(module(X[i : i + 1]), y[i : i + 1]).backward()
+        expected = torch.cat([p.grad.flatten() for p in module.parameters()])
+        torch.testing.assert_close(gradients[i], expected)
+
+
+def test_last_layer_probe_rejects_modules_with_a_transformed_output():
+    module = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+    probe = GradientProbe("last_layer", module)
+    X = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="last nn.Linear"):
+        probe.gradients(X, module(X), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="nn.Linear"):
+        GradientProbe("last_layer", nn.Sequential(nn.Flatten()))
+
+
+# ------------------------------------------------------- weighted batch norm
+
+
+def test_weighted_batch_norm_equals_batch_norm_of_repeated_examples():
+    X = torch.randn(4, 3, 5, 5)
+    repeats = torch.tensor([1, 3, 2, 1])
+    repeated = X.repeat_interleave(repeats, dim=0)
+    weight, bias = torch.rand(3), torch.rand(3)
+    expected = F.batch_norm(repeated, None, None, weight, bias, training=True)
+    out = weighted_batch_norm(X, repeats.float(), None, None, weight, bias, 0.1, 1e-5)
+    first_copies = torch.stack([chunk[0] for chunk in expected.split(repeats.tolist())])
+    torch.testing.assert_close(out, first_copies, rtol=1e-4, atol=1e-5)
+
+
+def test_weighted_batch_norm_with_equal_weights_is_batch_norm():
+    X = torch.randn(6, 2, 3, 3)
+    running = (torch.zeros(2), torch.ones(2))
+    expected_running = (torch.zeros(2), torch.ones(2))
+    out = weighted_batch_norm(X, torch.full((6,), 0.3), *running, None, None, 0.1, 1e-5)
+    expected = F.batch_norm(X, *expected_running, training=True, momentum=0.1, eps=1e-5)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(running[0], expected_running[0])
+    torch.testing.assert_close(running[1], expected_running[1])

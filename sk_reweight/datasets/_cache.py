@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -105,13 +106,15 @@ def fetch(artifact: Artifact, dataset: str, data_home: Path, download: bool) -> 
         yields a file with the pinned hash.
     """
     path = data_home / artifact.filename
+    state = "is not in"
     if path.is_file():
         if file_sha256(path) == artifact.sha256:
             return path
         path.unlink()
+        state = "was corrupt (sha256 mismatch) and has been deleted from"
     if not download:
         raise DatasetDownloadError(
-            f"Dataset {dataset!r}: its source, {artifact.title}, is not in the data home "
+            f"Dataset {dataset!r}: its source, {artifact.title}, {state} the data home "
             f"{data_home}. Call again with download=True (the default) to download it "
             f"from {artifact.urls[0]}, or place that file there as {artifact.filename}."
         )
@@ -120,7 +123,7 @@ def fetch(artifact: Artifact, dataset: str, data_home: Path, download: bool) -> 
     for url in artifact.urls:
         try:
             _download_verified(url, path, artifact.sha256)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, http.client.HTTPException) as error:
             failures.append(f"  {url}: {error}")
         else:
             return path

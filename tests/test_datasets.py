@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import io
 import struct
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -352,6 +353,14 @@ def test_load_shuttle_reads_the_r_data_file(tmp_path, monkeypatch, data_home):
     assert shuttle.data.index.tolist() == [0, 1, 2]
     assert shuttle.data["V9"].tolist() == [22.0, 56.0, 4.0]
     assert shuttle.target.tolist() == ["Fpv.Close", "High", "Rad.Flow"]
+
+
+def test_shuttle_without_pyreadr_names_the_extra(tmp_path, monkeypatch, data_home):
+    write_deb(tmp_path / "mlbench.deb", {SHUTTLE: b"RDX2"})
+    install_source(monkeypatch, "r-cran-mlbench", tmp_path / "mlbench.deb")
+    monkeypatch.setitem(sys.modules, "pyreadr", None)
+    with pytest.raises(ImportError, match=r"needs pyreadr: pip install 'sk-reweight\[datasets\]'"):
+        load_dataset("shuttle")
 
 
 def test_load_fashion_mnist_scales_pixels(registry, data_home, fashion_arrays):

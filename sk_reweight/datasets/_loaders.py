@@ -62,7 +62,7 @@ def _read_parsed(
 
 @contextmanager
 def _parsing(dataset: str, member: str) -> Iterator[None]:
-    """Turn a parser's ValueError into a DatasetDownloadError naming the dataset and file."""
+    """Turn a parser's ValueError or OSError (bad gzip) into a DatasetDownloadError."""
     try:
         yield
     except (ValueError, OSError) as error:

@@ -81,7 +81,7 @@ def test_n_max_defaults_to_the_smallest_class_in_sorted_class_order():
 def test_random_state_makes_the_draw_reproducible():
     X, y = balanced(50, 3)
     first = make_long_tailed(X, y, 5, random_state=3)[0]
-    np.testing.assert_array_equal(first, make_long_tailed(X, y, 5, random_state=3)[0])
+    np.testing.assert_array_equal(first, make_long_tailed(X, y, 5, 3)[0])
     assert not np.array_equal(first, make_long_tailed(X, y, 5, random_state=4)[0])
 
 

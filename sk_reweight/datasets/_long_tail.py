@@ -39,9 +39,9 @@ def make_long_tailed(
     X: Table,
     y: ArrayLike,
     imbalance_ratio: float,
+    random_state: int | np.random.RandomState | None = None,
     *,
     n_max: int | None = None,
-    random_state: int | np.random.RandomState | None = None,
 ) -> tuple[Table, np.ndarray | pd.Series]:
     """Subsample a (roughly) balanced dataset into an exponentially long-tailed one.
 
@@ -61,11 +61,11 @@ def make_long_tailed(
     imbalance_ratio : float >= 1
         Size of the largest over the smallest class; 1 keeps ``n_max`` of
         every class.
+    random_state : int, RandomState or None
+        Seeds the draw; an int makes it reproducible.
     n_max : int, optional
         Size of the head class (the first in sorted order). Defaults to the
         size of the smallest class, which every class can supply.
-    random_state : int, RandomState or None
-        Seeds the draw; an int makes it reproducible.
 
     Returns
     -------

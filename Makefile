@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow test-gpu lint bench clean
+.PHONY: demo test test-slow test-gpu test-network lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test-slow: $(VENV)/.installed
 
 test-gpu: $(VENV)/.installed  ## on a machine with CUDA (make test-gpu TORCH_SPEC=torch)
 	$(BIN)/python -m pytest -m gpu
+
+test-network: $(VENV)/.installed  ## downloads (~125 MB, every run) and checks the real datasets
+	$(BIN)/python -m pytest -m network
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -163,8 +163,11 @@ class ReweightingNet(NeuralNet):
     reaches ``max_epochs`` (importance sampling progresses faster than one
     epoch per epoch). :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d`
     layers weight their training statistics by the policy's
-    :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is the *unreweighted* (sample-weighted) mean
-    cross-entropy, so that curves of different policies are comparable.
+    :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is
+    the *unreweighted* (sample-weighted) mean cross-entropy of the drawn
+    examples, so that curves of RGD and ERM are comparable; under importance
+    sampling the drawn examples over-represent hard ones, so RAIS's
+    ``train_loss`` is higher than its loss on the training set.
 
     Parameters
     ----------

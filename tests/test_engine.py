@@ -141,8 +141,12 @@ def test_rgd_warmup_epochs_train_with_unit_weights():
     for epoch in (1, 2, 3):
         list(policy.epoch_batches(10))
         step = TrainingStep(
-            torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.arange(2),
-            sample_weight, torch.zeros(2, 2), losses,
+            torch.zeros(2, 3),
+            torch.zeros(2, dtype=torch.long),
+            torch.arange(2),
+            sample_weight,
+            torch.zeros(2, 2),
+            losses,
         )
         weights = policy.loss_weights(step)
         assert (weights is None) == (epoch <= 2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
 pytestmark = [
     pytest.mark.gpu,
@@ -16,7 +16,7 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("Classifier", [ERMClassifier, RGDClassifier])
+@pytest.mark.parametrize("Classifier", [ERMClassifier, RGDClassifier, RAISClassifier])
 def test_auto_device_trains_on_gpu_and_matches_cpu_accuracy(Classifier, digits):
     X, y = digits
     gpu = Classifier(max_epochs=20, random_state=0).fit(X, y)
@@ -56,3 +56,23 @@ def test_pickled_gpu_model_predicts_identically(digits):
     model = RGDClassifier(max_epochs=3, random_state=0, device="cuda").fit(X, y)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("grad_norm", ["logits", "last_layer", "exact"])
+def test_rais_on_gpu_samples_on_the_device_and_is_reproducible(grad_norm, digits):
+    X, y = digits
+    runs = [
+        RAISClassifier(grad_norm=grad_norm, max_epochs=4, random_state=0, device="cuda").fit(X, y)
+        for _ in range(2)
+    ]
+    assert runs[0].net_.policy.final_probabilities.device.type == "cuda"
+    assert runs[0].uncertainty_set_ is not None
+    np.testing.assert_allclose(runs[0].predict_proba(X), runs[1].predict_proba(X), atol=1e-5)
+    assert runs[0].score(X, y) > 0.85
+
+
+def test_rais_cnn_with_weighted_batch_norm_on_gpu(digits):
+    X, y = digits
+    images = X.reshape(-1, 1, 8, 8)
+    model = RAISClassifier(max_epochs=3, lr=0.05, random_state=0, device="cuda").fit(images, y)
+    assert model.score(images, y) > 0.5

@@ -10,7 +10,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from sk_reweight import RAISClassifier
 from sk_reweight._rais import _policy
@@ -34,7 +34,8 @@ def test_history_records_rais_diagnostics(fitted_rais):
     assert all(e >= epoch for e, epoch in zip(equivalent, history[:, "epoch"], strict=True))
     assert all(1.0 <= r <= 64 for r in history[:, "gain_ratio"])
     statuses = history[:, "solve_status"]
-    assert statuses[0] == "none" and "optimal" in statuses[1:]
+    assert statuses[0] == "none"
+    assert "optimal" in statuses[1:]
     assert history[0, "effective_sample_size"] == 1.0
     assert all(0 < ess <= 1 for ess in history[:, "effective_sample_size"])
     assert all(0 <= f <= 1 for f in history[:, "outlier_fraction"])
@@ -52,7 +53,8 @@ def test_uncertainty_set_and_sampling_probabilities(fitted_rais, digits):
     found = fitted_rais.uncertainty_set_
     assert found.status == "optimal"
     assert found.c.shape == found.d.shape == (len(fitted_rais.feature_names_uncertainty_),)
-    assert (found.c >= 0).all() and (found.d >= 0).all()
+    assert (found.c >= 0).all()
+    assert (found.d >= 0).all()
     probabilities = fitted_rais.sampling_probabilities()
     assert probabilities.shape == (len(X),)
     assert probabilities.sum() == pytest.approx(1.0)
@@ -118,7 +120,8 @@ def test_solver_failure_warns_and_keeps_training(digits, monkeypatch):
         model = RAISClassifier(**{**RAIS, "max_epochs": 3}).fit(X, y)
     assert model.uncertainty_set_ is None
     statuses = model.history_[:, "solve_status"]
-    assert statuses[1] == "failed" and "optimal" not in statuses
+    assert statuses[1] == "failed"
+    assert "optimal" not in statuses
     # Uniform sampling throughout: the distribution stays uniform.
     np.testing.assert_allclose(model.sampling_probabilities(), 1 / len(X))
     assert model.score(X, y) > 0.8
@@ -129,7 +132,7 @@ def exact_norms(module, X, y):
     module.eval()
     for i in range(len(X)):
         module.zero_grad()
-        F.cross_entropy(module(X[i : i + 1]), y[i : i + 1]).backward()
+        functional.cross_entropy(module(X[i : i + 1]), y[i : i + 1]).backward()
         norms.append(torch.cat([p.grad.flatten() for p in module.parameters()]).norm())
     return torch.stack(norms)
 
@@ -168,7 +171,7 @@ def test_last_layer_norm_needs_linear_logits(breast_cancer):
     def factory(input_shape, n_classes):
         return nn.Sequential(nn.Linear(input_shape[0], n_classes), nn.LogSoftmax(dim=1))
 
-    with pytest.raises(ValueError, match="last nn.Linear"):
+    with pytest.raises(ValueError, match=r"last nn\.Linear"):
         RAISClassifier(**{**RAIS, "module": factory}).fit(*breast_cancer)
     model = RAISClassifier(**{**RAIS, "module": factory, "grad_norm": "logits"})
     assert model.fit(*breast_cancer).score(*breast_cancer) > 0.9
@@ -177,7 +180,9 @@ def test_last_layer_norm_needs_linear_logits(breast_cancer):
 def test_pickled_model_carries_no_training_data(fitted_rais, digits):
     restored = pickle.loads(pickle.dumps(fitted_rais))
     policy = restored.net_.policy
-    assert policy.dataset is None and policy.records is None and policy.history is None
+    assert policy.dataset is None
+    assert policy.records is None
+    assert policy.history is None
     X, _ = digits
     np.testing.assert_array_equal(restored.predict(X), fitted_rais.predict(X))
 

@@ -124,7 +124,7 @@ class GainRatioEstimator:
 
     @property
     def ratio(self) -> float:
-        """The current estimate :math:`\\hat r`, clipped to ``[1, batch_size]``; 1 before any update."""
+        """The current estimate :math:`\\hat r`, clipped to ``[1, batch_size]``; 1 at first."""
         if self._steps == 0:
             return 1.0
         uniform_single, sampled_single, sampled_batch = self._moments.tolist()

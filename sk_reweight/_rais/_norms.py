@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
-from torch.nn import functional as F
+from torch.nn import functional
 
 GRAD_NORMS = ("logits", "last_layer", "exact")
 
@@ -60,7 +60,7 @@ class LogitGradients:
 
 @dataclass
 class LastLayerGradients:
-    r"""Per-example gradients :math:`\delta_i \otimes (h_i, 1)` of the output layer's weight and bias."""
+    r"""Per-example gradients :math:`\delta_i \otimes (h_i, 1)` of the output layer."""
 
     delta: Tensor
     inputs: Tensor
@@ -118,7 +118,7 @@ def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> ExactGradients:
 
     def example_loss(params: dict[str, Tensor], x: Tensor, target: Tensor) -> Tensor:
         logits = functional_call(module, (params, buffers), (x.unsqueeze(0),))
-        return F.cross_entropy(logits, target.unsqueeze(0))
+        return functional.cross_entropy(logits, target.unsqueeze(0))
 
     was_training = module.training
     module.eval()

@@ -100,7 +100,10 @@ def outlier_scale(
 def uncertainty_constraint(
     c: NDArray, d: NDArray, features: NDArray, norms: NDArray, weights: NDArray
 ) -> float:
-    r"""Left-hand side of the constraint of (PT): :math:`\frac1{|D|}\sum_j w_j Q_{cd}(s_j, v_j)`."""
+    r"""Left-hand side of the constraint of (PT), :math:`\frac1{|D|}\sum_j w_j Q_{cd}(s_j, v_j)`.
+
+    Used to check solutions.
+    """
     residual = features @ c - norms
     return float(np.mean(weights * residual**2 / (features @ d)))
 

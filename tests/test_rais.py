@@ -9,12 +9,13 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional
 
 from sk_reweight import RAISClassifier
 from sk_reweight._rais import _policy
-from sk_reweight._rais._uncertainty import SolverError
+from sk_reweight._rais._uncertainty import SolverError, robust_scores
 
 from .conftest import FAST
 
@@ -46,6 +47,27 @@ def test_training_ends_when_epochs_equivalent_reach_max_epochs(fitted_rais):
     history = fitted_rais.history_
     assert len(history) == 8 or history[-1, "epochs_equivalent"] >= 8
     assert history[-2, "epochs_equivalent"] < 8
+
+
+class CheckScores(Callback):
+    """Compare the incrementally maintained scores with Proposition 4.1 from scratch."""
+
+    checked = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        policy = net.policy
+        if policy._c is None:
+            return
+        incremental = policy._current_scores()
+        direct = robust_scores(policy.history.features, policy._c, policy._d)
+        torch.testing.assert_close(incremental / incremental.sum(), direct / direct.sum())
+        CheckScores.checked += 1
+
+
+def test_incremental_scores_equal_the_closed_form(digits):
+    X, y = digits
+    RAISClassifier(**{**RAIS, "max_epochs": 4, "callbacks": [CheckScores()]}).fit(X, y)
+    assert CheckScores.checked >= 2
 
 
 def test_uncertainty_set_and_sampling_probabilities(fitted_rais, digits):

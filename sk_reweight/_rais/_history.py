@@ -57,19 +57,23 @@ def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
         Columns in the order of :data:`FEATURE_NAMES`.
     """
     n_examples, length = history.shape
-    position_from_end = torch.arange(length, 0, -1, device=history.device)
-    means, variances = [], []
-    for window in WINDOWS:
-        valid = counts.clamp(max=window).unsqueeze(1)
-        mask = (position_from_end <= valid).to(history.dtype)
-        size = valid.clamp_min(1).to(history.dtype)
-        mean = (history * mask).sum(dim=1, keepdim=True) / size
-        means.append(mean)
-        if window in SPREAD_WINDOWS:
-            variances.append((mask * (history - mean).square()).sum(dim=1, keepdim=True) / size)
-    spread = torch.cat(variances, dim=1)
+    # Sums of the last j values (j = 1..16) by a cumulative sum from the newest end; each
+    # window w reads the sum of its min(w, count) valid values.
+    newest_first = history.flip(1)
+    sums = newest_first.cumsum(dim=1)
+    square_sums = newest_first.square().cumsum(dim=1)
+    windows = torch.tensor(WINDOWS, device=history.device)
+    valid = torch.minimum(counts.clamp(max=length).unsqueeze(1), windows)
+    column = (valid - 1).clamp_min(0)
+    size = valid.clamp_min(1).to(history.dtype)
+    empty = valid == 0
+    means = (sums.gather(1, column) / size).masked_fill(empty, 0.0)
+    first = WINDOWS.index(SPREAD_WINDOWS[0])
+    mean_squares = square_sums.gather(1, column[:, first:]) / size[:, first:]
+    mean_squares = mean_squares.masked_fill(empty[:, first:], 0.0)
+    variances = (mean_squares - means[:, first:].square()).clamp_min(0.0)
     bias = torch.ones(n_examples, 1, dtype=history.dtype, device=history.device)
-    return torch.cat([*means, spread, spread.sqrt(), bias], dim=1)
+    return torch.cat([means, variances, variances.sqrt(), bias], dim=1)
 
 
 class NormHistory:
@@ -88,18 +92,24 @@ class NormHistory:
         self.counts = torch.zeros(n_examples, dtype=torch.long, device=device)
         self.features = norm_history_features(self.history, self.counts)
 
-    def record(self, indices: Tensor, norms: Tensor) -> None:
+    def record(self, indices: Tensor, norms: Tensor) -> Tensor:
         """Append one norm to each example's history and refresh its features.
 
         An example drawn several times in one minibatch (sampling is with
         replacement) is recorded once, with its first norm: all copies share
         the same parameters.
+
+        Returns
+        -------
+        updated : Tensor
+            The distinct indices whose features changed.
         """
         indices, first = _first_occurrences(indices)
         rows = torch.cat([self.history[indices, 1:], norms[first].unsqueeze(1)], dim=1)
         self.history[indices] = rows
         self.counts[indices] += 1
         self.features[indices] = norm_history_features(rows, self.counts[indices])
+        return indices
 
 
 def _first_occurrences(indices: Tensor) -> tuple[Tensor, Tensor]:

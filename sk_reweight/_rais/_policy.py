@@ -31,9 +31,12 @@ ORACLE_CHUNK = 1024
 """Examples per forward pass when the oracle measures the whole training set."""
 
 
-def draw_minibatch(probabilities: Tensor, batch_size: int, generator: torch.Generator) -> Tensor:
-    """Indices of ``batch_size`` examples drawn independently, with replacement, from ``p``."""
-    return torch.multinomial(probabilities, batch_size, replacement=True, generator=generator)
+def draw_minibatch(scores: Tensor, batch_size: int, generator: torch.Generator) -> Tensor:
+    """Indices of ``batch_size`` examples drawn independently, with replacement, from ``p``.
+
+    ``scores`` are non-negative and proportional to ``p``; they need not sum to 1.
+    """
+    return torch.multinomial(scores, batch_size, replacement=True, generator=generator)
 
 
 class RAISPolicy(MinibatchPolicy):
@@ -118,7 +121,7 @@ class RAISPolicy(MinibatchPolicy):
         self._gain: GainRatioEstimator | None = None
         self._ratio = 1.0
         self._batch_weights: Tensor | None = None
-        self._probabilities: Tensor | None = None
+        self._scores: Tensor | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
         self._steps_since_solve = 0
@@ -184,6 +187,35 @@ class RAISPolicy(MinibatchPolicy):
             return torch.full((self.n_samples,), 1.0 / self.n_samples, device=self.device)
         return sampling_distribution(robust_scores(self.history.features, self._c, self._d))
 
+    def _current_scores(self) -> Tensor:
+        """Scores proportional to the next minibatch's sampling distribution.
+
+        The robust scores of Proposition 4.1 are kept up to date row by row as
+        the histories change (:meth:`_update_scores`), so a step costs two
+        length-``n`` operations instead of two ``n x d`` products.
+        """
+        if self.oracle:
+            return self._oracle_probabilities()
+        if self._c is None:
+            return torch.ones(self.n_samples, device=self.device)
+        k = torch.sqrt(self.n_samples / self._uncertainty_total.clamp_min(1e-30))
+        return torch.add(self._estimate, self._uncertainty * k)
+
+    def _refresh_scores(self) -> None:
+        features = self.history.features
+        self._estimate = features @ self._c
+        self._uncertainty = features @ self._d
+        self._uncertainty_total = self._uncertainty.sum()
+
+    def _update_scores(self, rows: Tensor) -> None:
+        if self._c is None:
+            return
+        features = self.history.features[rows]
+        uncertainty = features @ self._d
+        self._uncertainty_total += (uncertainty - self._uncertainty[rows]).sum()
+        self._uncertainty[rows] = uncertainty
+        self._estimate[rows] = features @ self._c
+
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         self.epochs_started += 1
         if self._gain is None:
@@ -195,10 +227,10 @@ class RAISPolicy(MinibatchPolicy):
             n_drawn = min(batch_size, self.n_samples - start)
             if not self.oracle:
                 self._refresh_uncertainty_set(batch_size)
-            probabilities = self.probabilities()
-            indices = draw_minibatch(probabilities, n_drawn, self.sampler)
-            self._probabilities = probabilities
-            self._batch_weights = 1.0 / (self.n_samples * probabilities[indices])
+            scores = self._current_scores()
+            indices = draw_minibatch(scores, n_drawn, self.sampler)
+            self._scores = scores
+            self._batch_weights = scores.sum() / (self.n_samples * scores[indices])
             yield indices
             self._advance(n_drawn)
 
@@ -245,7 +277,7 @@ class RAISPolicy(MinibatchPolicy):
     def _record(self, indices: Tensor, norms: Tensor, importance: Tensor) -> None:
         """Keep the draws for (PT) with their current features, then update the histories."""
         self.records.add(self.history.features[indices], norms, importance)
-        self.history.record(indices, norms)
+        self._update_scores(self.history.record(indices, norms))
         self._steps_since_solve += 1
 
     def _update_gain(
@@ -334,13 +366,22 @@ class RAISPolicy(MinibatchPolicy):
         self.uncertainty_set = result
         self._c = torch.as_tensor(result.c, dtype=torch.float32, device=self.device)
         self._d = torch.as_tensor(result.d, dtype=torch.float32, device=self.device)
+        self._refresh_scores()
+        if self._current_scores().sum() <= 0:
+            warnings.warn(
+                "RAIS's uncertainty set gives every example a zero score (all recorded "
+                "gradient norms are zero); sampling uniformly.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+            self._c = self._d = None
         self._solve_seconds += result.solve_seconds
         self._solve_status = result.status
 
     # ----------------------------------------------------------- statistics
 
     def epoch_statistics(self) -> dict[str, float | str]:
-        probabilities = self._probabilities
+        probabilities = None if self._scores is None else sampling_distribution(self._scores)
         statistics = {
             "gain_ratio": sum(self._ratios) / len(self._ratios) if self._ratios else 1.0,
             "epochs_equivalent": self.progress,

@@ -94,7 +94,7 @@ class RAISClassifier(BaseReweightingClassifier):
     {shared_parameters}
 
         RAIS's defaults differ for two of them, following the paper:
-        ``optimizer='sgd'`` (with ``momentum=0.9``) and ``lr=0.01``.
+        ``optimizer='sgd'`` (with ``momentum=0.9``) and ``lr=0.05``.
 
     Attributes
     ----------
@@ -160,7 +160,7 @@ class RAISClassifier(BaseReweightingClassifier):
         hidden_layer_sizes: tuple[int, ...] = (100,),
         dropout: float = 0.0,
         optimizer: str | type[torch.optim.Optimizer] = "sgd",
-        lr: float = 0.01,
+        lr: float = 0.05,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         batch_size: int = 128,

@@ -20,10 +20,16 @@ For each dataset the script reports, as medians over seeds:
 - ``epochs`` actually run and ``epochs equiv.`` reached;
 - ``overhead/epoch``: RAIS's mean epoch duration over uniform SGD's, and the
   same without its first epoch;
-- ``time-to-target``: wall-clock for RAIS to reach uniform SGD's final full
-  training loss (linear interpolation between epochs) over uniform SGD's total
-  time; > 1 or "never" means RAIS did not get there faster;
+- ``epochs-to-target`` and ``time-to-target``: epochs (the optimizer steps,
+  in units of n examples) and wall-clock for RAIS to reach uniform SGD's final
+  full training loss (linear interpolation between epochs) over uniform SGD's
+  total; > 1 or "never" means RAIS did not get there sooner. The first
+  measures the algorithm, the second includes every overhead;
 - ``PT seconds``: total time spent in (PT) solves.
+
+A third run per seed, "uniform SGD, RAIS's epochs", trains uniform SGD for only
+as many epochs as RAIS ran, with the cosine schedule compressed to them: the
+budgeted-training baseline that often erases importance-sampling gains.
 
 Datasets: ``digits`` (scikit-learn, no download) and, through
 :mod:`sk_reweight.datasets` (downloaded once), ``letter`` (20,000 rows),
@@ -56,17 +62,19 @@ from sk_reweight import ERMClassifier, RAISClassifier
 from sk_reweight._evaluation import markdown_table
 
 
-def load(name: str, max_rows: int | None, seed: int) -> tuple[NDArray, NDArray]:
-    """Numeric features and integer labels of a benchmark dataset."""
+def load(name: str, max_rows: int | None, seed: int, images: bool) -> tuple[NDArray, NDArray]:
+    """Features (flattened, or ``(n, 1, H, W)`` images) and integer labels of a dataset."""
     if name == "digits":
         X, y = load_digits(return_X_y=True)
+        X = X.reshape(-1, 1, 8, 8) / 16.0 if images else X
     else:
         from sk_reweight.datasets import load_dataset
 
         dataset = load_dataset(name)
         X = dataset.make_preprocessor().fit_transform(dataset.data)
         y = np.unique(np.asarray(dataset.target), return_inverse=True)[1]
-        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        X = np.asarray(X, dtype=np.float32)
+        X = X.reshape(len(X), 1, *X.shape[1:]) if images else X.reshape(len(X), -1)
     if max_rows is not None and len(X) > max_rows:
         X, _, y, _ = train_test_split(X, y, train_size=max_rows, stratify=y, random_state=seed)
     return np.asarray(X, dtype=np.float32), y
@@ -79,17 +87,24 @@ class FullEvaluation(Callback):
         self.X_train, self.y_train = X_train, y_train
         self.X_test, self.y_test = X_test, y_test
 
+    @staticmethod
+    def _logits(module, X, chunk=4096):
+        device = next(module.parameters()).device
+        return torch.cat(
+            [
+                module(torch.as_tensor(X[start : start + chunk], device=device)).cpu()
+                for start in range(0, len(X), chunk)
+            ]
+        )
+
     def on_epoch_end(self, net, **kwargs):
         module = net.module_
         was_training = module.training
         module.eval()
         with torch.no_grad():
-            device = next(module.parameters()).device
-            logits = module(torch.as_tensor(self.X_train, device=device))
-            targets = torch.as_tensor(self.y_train, device=device)
-            loss = torch.nn.functional.cross_entropy(logits, targets).item()
-            test_logits = module(torch.as_tensor(self.X_test, device=device))
-            accuracy = (test_logits.argmax(1).cpu().numpy() == self.y_test).mean()
+            logits = self._logits(module, self.X_train)
+            loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(self.y_train)).item()
+            accuracy = (self._logits(module, self.X_test).argmax(1).numpy() == self.y_test).mean()
         module.train(was_training)
         net.history.record("full_train_loss", loss)
         net.history.record("test_accuracy", float(accuracy))
@@ -118,9 +133,9 @@ def curves(model, method: str, dataset: str, seed: int) -> pd.DataFrame:
     return frame
 
 
-def time_to_reach(curve: pd.DataFrame, target: float) -> float:
-    """Wall-clock at which the full training loss first reaches ``target`` (interpolated)."""
-    seconds = np.concatenate([[0.0], curve["seconds"].to_numpy()])
+def time_to_reach(curve: pd.DataFrame, target: float, clock: str = "seconds") -> float:
+    """``clock`` (a column) when the full training loss first reaches ``target`` (interpolated)."""
+    seconds = np.concatenate([[0.0], curve[clock].to_numpy()])
     losses = np.concatenate([[np.inf], curve["full_train_loss"].to_numpy()])
     below = np.nonzero(losses <= target)[0]
     if len(below) == 0:
@@ -135,12 +150,13 @@ def time_to_reach(curve: pd.DataFrame, target: float) -> float:
 def summarise(frame: pd.DataFrame) -> list[dict]:
     rows = []
     for dataset, per_dataset in frame.groupby("dataset", sort=False):
-        ratios, overheads, overheads_late, summary = [], [], [], {}
+        ratios, epoch_ratios, overheads, overheads_late, summary = [], [], [], [], {}
         for _, run in per_dataset.groupby("seed"):
             uniform = run[run.method == "uniform SGD"]
             rais = run[run.method == "RAIS-SGD"]
             target = uniform["full_train_loss"].iloc[-1]
             ratios.append(time_to_reach(rais, target) / uniform["seconds"].iloc[-1])
+            epoch_ratios.append(time_to_reach(rais, target, "epoch") / uniform["epoch"].iloc[-1])
             overheads.append(rais["epoch_seconds"].mean() / uniform["epoch_seconds"].mean())
             overheads_late.append(
                 rais["epoch_seconds"].iloc[1:].mean() / uniform["epoch_seconds"].iloc[1:].mean()
@@ -172,10 +188,27 @@ def summarise(frame: pd.DataFrame) -> list[dict]:
                         if is_rais
                         else "1"
                     ),
+                    "epochs-to-target": _ratio_text(epoch_ratios) if is_rais else "1",
                     "time-to-target": _ratio_text(ratios) if is_rais else "1",
                 }
             )
     return rows
+
+
+def fit_and_record(model, method: str, dataset: str, seed: int, split) -> pd.DataFrame:
+    """Fit ``model`` on the training part of ``split`` and return its per-epoch curves."""
+    X_train, y_train, X_test, y_test = split
+    evaluation = FullEvaluation(X_train, y_train, X_test, y_test)
+    model.set_params(callbacks=[("full_evaluation", evaluation)])
+    model.fit(X_train, y_train)
+    frame = curves(model, method, dataset, seed)
+    last = frame.iloc[-1]
+    print(
+        f"  seed {seed} {method:26s} loss {last.full_train_loss:.4f} "
+        f"acc {last.test_accuracy:.4f} {last.seconds:.1f}s",
+        flush=True,
+    )
+    return frame
 
 
 def _ratio_text(ratios: list[float]) -> str:
@@ -196,9 +229,18 @@ def main() -> None:
     parser.add_argument("--history-size", type=int, default=20_000)
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--images", action="store_true", help="keep images as (n, 1, H, W): the default CNN"
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None, help="CSV of the curves")
+    parser.add_argument(
+        "--summarise", type=Path, default=None, help="only print the summary of a curves CSV"
+    )
     args = parser.parse_args()
+    if args.summarise is not None:
+        print(markdown_table(pd.DataFrame(summarise(pd.read_csv(args.summarise)))))
+        return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
@@ -215,32 +257,27 @@ def main() -> None:
     frames = []
     start = time.perf_counter()
     for name in args.datasets:
-        X, y = load(name, args.max_rows, seed=0)
+        X, y = load(name, args.max_rows, seed=0, images=args.images)
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=0.25, stratify=y, random_state=0
         )
-        scaler = StandardScaler().fit(X_train)
-        X_train = scaler.transform(X_train).astype(np.float32)
-        X_test = scaler.transform(X_test).astype(np.float32)
-        print(f"{name}: {len(X_train)} training rows, {X.shape[1]} features", flush=True)
+        if not args.images:
+            scaler = StandardScaler().fit(X_train)
+            X_train = scaler.transform(X_train)
+            X_test = scaler.transform(X_test)
+        X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+        print(f"{name}: {len(X_train)} training rows of shape {X.shape[1:]}", flush=True)
+        split = (X_train, y_train, X_test, y_test)
         for seed in args.seeds:
-            methods = {
-                "uniform SGD": ERMClassifier(**shared, random_state=seed),
-                "RAIS-SGD": RAISClassifier(
-                    history_size=args.history_size, **shared, random_state=seed
-                ),
-            }
-            for method, model in methods.items():
-                evaluation = FullEvaluation(X_train, y_train, X_test, y_test)
-                model.set_params(callbacks=[("full_evaluation", evaluation)])
-                model.fit(X_train, y_train)
-                frames.append(curves(model, method, name, seed))
-                last = frames[-1].iloc[-1]
-                print(
-                    f"  seed {seed} {method:12s} loss {last.full_train_loss:.4f} "
-                    f"acc {last.test_accuracy:.4f} {last.seconds:.1f}s",
-                    flush=True,
-                )
+            uniform = ERMClassifier(**shared, random_state=seed)
+            rais = RAISClassifier(history_size=args.history_size, **shared, random_state=seed)
+            for method, model in (("uniform SGD", uniform), ("RAIS-SGD", rais)):
+                frames.append(fit_and_record(model, method, name, seed, split))
+            # Uniform SGD given only as many epochs as RAIS ran, its schedule compressed.
+            compressed = ERMClassifier(**{**shared, "max_epochs": rais.n_iter_}, random_state=seed)
+            frames.append(
+                fit_and_record(compressed, "uniform SGD, RAIS's epochs", name, seed, split)
+            )
     frame = pd.concat(frames, ignore_index=True)
     print(
         f"\n{len(args.datasets)} datasets, {len(args.seeds)} seeds, "

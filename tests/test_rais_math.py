@@ -161,6 +161,16 @@ def test_pt_solution_scales_with_the_norms():
     )
 
 
+def test_pt_fixes_coefficients_of_features_absent_from_every_record():
+    features, norms, weights = pt_records(3)
+    features[:, 5] = 0.0
+    mean_features = features.mean(axis=0)
+    mean_features[5] = 2.0  # the feature is present in the training set now
+    solution = solve_uncertainty_set(features, norms, weights, mean_features)
+    assert solution.c[5] == pytest.approx(0, abs=1e-9)
+    assert solution.d[5] == pytest.approx(0, abs=1e-9)
+
+
 def test_pt_solver_failure_is_a_solver_error():
     features, norms, weights = pt_records(0)
     with pytest.raises(SolverError, match="NaN"):

@@ -57,8 +57,9 @@ class RAISPolicy(MinibatchPolicy):
        schedule driven by epochs equivalent :math:`\hat t`.
 
     The first epoch visits every example once in random order, uniformly, to
-    fill the histories (section 4.5). (PT) is then solved at the start of the
-    second epoch, synchronously, and afterwards every
+    fill the histories (section 4.5); sampling stays uniform (with replacement)
+    until :math:`|D|` more draws have been recorded with features. (PT) is
+    then solved synchronously, and afterwards every
     :math:`\lceil |D| / M \rceil` steps in a background thread while training
     continues: a solve started at step :math:`t` is installed at step
     :math:`t + \lceil |D|/M \rceil`, waiting for it if needed. Fixing the step
@@ -126,6 +127,7 @@ class RAISPolicy(MinibatchPolicy):
         self._pending: Future | None = None
         self._steps_since_solve = 0
         self._solve_attempted = False
+        self._records_with_features = 0
         self.final_probabilities: Tensor | None = None
         self._reset_epoch_statistics()
 
@@ -279,6 +281,8 @@ class RAISPolicy(MinibatchPolicy):
         self.records.add(self.history.features[indices], norms, importance)
         self._update_scores(self.history.record(indices, norms))
         self._steps_since_solve += 1
+        if self.epochs_started > 1:
+            self._records_with_features += len(indices)
 
     def _update_gain(
         self,
@@ -327,9 +331,17 @@ class RAISPolicy(MinibatchPolicy):
     # ------------------------------------------------- the uncertainty set
 
     def _refresh_uncertainty_set(self, batch_size: int) -> None:
-        """Solve (PT) on schedule: first synchronously, then one interval in the background."""
+        """Solve (PT) on schedule: first synchronously, then one interval in the background.
+
+        The first solve waits until the records hold :math:`|D|` draws made
+        after the first epoch (the paper's :math:`t \\geq (n + |D|)/M`): the
+        first epoch's records carry no features yet (nothing was recorded
+        before them), and would leave the feature coefficients unidentified.
+        """
         interval = math.ceil(self.records.capacity / batch_size)
         if not self._solve_attempted:
+            if self._records_with_features < self.records.capacity:
+                return
             self._solve_attempted = True
             self._install(self._submit())
             return

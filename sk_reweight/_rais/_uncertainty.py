@@ -161,6 +161,9 @@ def solve_uncertainty_set(
     norms by their weighted root mean square), which leaves the solution
     unchanged (:math:`c` scales like :math:`v`, :math:`d` like :math:`v^2`)
     and keeps the interior-point solver well conditioned at any loss scale.
+    A feature that is zero in every record (a variance before any example has
+    two recorded norms) does not enter the constraint, so nothing would bound
+    its coefficient in :math:`c`: such coefficients are fixed at 0.
 
     Parameters
     ----------
@@ -206,13 +209,15 @@ def solve_uncertainty_set(
     slack = cp.Variable(n_records, nonneg=True)
     residual = (root_weights[:, None] * scaled) @ c - root_weights * norms / norm_scale
     uncertainty = scaled @ d
-    problem = cp.Problem(
-        cp.Minimize((mean_features / column_scale) @ d),
-        [
-            cp.SOC(slack + uncertainty, cp.vstack([2 * residual, slack - uncertainty]), axis=0),
-            cp.sum(slack) <= n_records,
-        ],
-    )
+    constraints = [
+        cp.SOC(slack + uncertainty, cp.vstack([2 * residual, slack - uncertainty]), axis=0),
+        cp.sum(slack) <= n_records,
+    ]
+    constant = np.flatnonzero(np.all(features == 0, axis=0))
+    if len(constant):
+        # A feature that is zero in every record leaves its coefficients unidentified.
+        constraints += [c[constant] == 0, d[constant] == 0]
+    problem = cp.Problem(cp.Minimize((mean_features / column_scale) @ d), constraints)
     try:
         problem.solve(solver=solver)
     except cp.error.SolverError as exc:

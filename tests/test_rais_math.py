@@ -345,7 +345,7 @@ def test_logit_norms_are_the_output_bias_gradients():
 def test_exact_gradients_match_autograd_per_example():
     module = two_layer(2)
     X, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
-    gradients = exact_gradients(module, X, y).gradients
+    gradients = exact_gradients(module, X, y).rows
     for i in range(5):
         module.zero_grad()
         functional.cross_entropy(module(X[i : i + 1]), y[i : i + 1]).backward()

@@ -43,19 +43,19 @@ def logit_gradients(logits: Tensor, y: Tensor) -> Tensor:
 
 
 @dataclass
-class LogitGradients:
-    """Per-example gradients :math:`\\delta_i` in logit (output-bias) space."""
+class FlatGradients:
+    r"""Per-example gradients as rows: logit gradients :math:`\delta_i` or flattened full ones."""
 
-    delta: Tensor
+    rows: Tensor
 
     @property
     def norms(self) -> Tensor:
-        """:math:`\\|\\delta_i\\|` of every example."""
-        return self.delta.norm(dim=1)
+        """Euclidean norm of every example's gradient."""
+        return self.rows.norm(dim=1)
 
     def weighted_sum(self, coefficients: Tensor) -> Tensor:
-        """:math:`\\sum_i a_i \\delta_i`."""
-        return coefficients @ self.delta
+        r""":math:`\sum_i a_i g_i`, the minibatch gradient with loss coefficients :math:`a_i`."""
+        return coefficients @ self.rows
 
 
 @dataclass
@@ -76,23 +76,7 @@ class LastLayerGradients:
         return (coefficients.unsqueeze(1) * self.delta).T @ augmented
 
 
-@dataclass
-class ExactGradients:
-    """Flattened per-example gradients of every parameter, one row per example."""
-
-    gradients: Tensor
-
-    @property
-    def norms(self) -> Tensor:
-        """Full-model gradient norm of every example."""
-        return self.gradients.norm(dim=1)
-
-    def weighted_sum(self, coefficients: Tensor) -> Tensor:
-        r""":math:`\sum_i a_i \nabla \ell_i`."""
-        return coefficients @ self.gradients
-
-
-PerExampleGradients = LogitGradients | LastLayerGradients | ExactGradients
+PerExampleGradients = FlatGradients | LastLayerGradients
 
 
 def output_layer(module: nn.Module) -> nn.Linear:
@@ -106,7 +90,7 @@ def output_layer(module: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> ExactGradients:
+def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> FlatGradients:
     """Per-example gradients of every parameter by ``torch.func.vmap(grad(...))``.
 
     The module is evaluated in evaluation mode (dropout off, batch
@@ -128,7 +112,7 @@ def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> ExactGradients:
         )
     finally:
         module.train(was_training)
-    return ExactGradients(torch.cat([g.flatten(1) for g in grads.values()], dim=1))
+    return FlatGradients(torch.cat([g.flatten(1) for g in grads.values()], dim=1))
 
 
 class GradientProbe:
@@ -169,7 +153,7 @@ class GradientProbe:
             return exact_gradients(self.module, X, y)
         delta = logit_gradients(logits, y)
         if self.grad_norm == "logits":
-            return LogitGradients(delta)
+            return FlatGradients(delta)
         if self._last_call is None or self._last_call[1] is not logits:
             raise ValueError(
                 "grad_norm='last_layer' needs the logits to be the output of the module's "

@@ -13,6 +13,11 @@ EXPECTED_FAILED_CHECKS = {
         "Minibatch training: an example of weight 2 is not the same as a repeated row, "
         "because the repeated row changes the composition and number of minibatches."
     ),
+    # Declared non-strictly: whether it passes depends on the fitted weights and the machine.
+    "check_methods_subset_invariance": (
+        "float32 CPU matrix products may round differently for different numbers of rows "
+        "(BLAS picks other kernels), so predictions on a subset can differ by 1e-7 relative."
+    ),
 }
 
 ESTIMATORS = [
@@ -25,23 +30,11 @@ ESTIMATORS = [
         random_state=0,
         device="cpu",
     ),
-    RAISClassifier(lr=0.05, max_epochs=30, random_state=0, device="cpu"),
+    RAISClassifier(max_epochs=30, random_state=0, device="cpu"),
 ]
 
 
-# float32 matrix products on CPU may round differently for different numbers of rows
-# (BLAS picks other kernels), so predictions on a subset can differ in the 7th digit.
-# ERM's and RGD's fitted networks happen to meet the check's 1e-7 tolerance; RAIS's does not.
-FLOAT32_SUBSET_ROUNDING = {
-    "check_methods_subset_invariance": (
-        "float32 CPU matmuls round differently for different batch sizes (1e-7 relative)."
-    ),
-}
-
-
 def expected_failed_checks(estimator):
-    if isinstance(estimator, RAISClassifier):
-        return {**EXPECTED_FAILED_CHECKS, **FLOAT32_SUBSET_ROUNDING}
     return EXPECTED_FAILED_CHECKS
 
 

@@ -165,3 +165,13 @@ def test_multiclass_probabilities(digits):
     np.testing.assert_allclose(np.exp(model.predict_log_proba(X)), proba, rtol=1e-10)
     np.testing.assert_array_equal(model.predict(X), model.classes_[proba.argmax(axis=1)])
     assert model.score(X, y) > 0.95
+
+
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_predictions_do_not_depend_on_the_batch_they_are_made_in(Classifier, digits):
+    """Subset invariance at float32 precision (the estimator check asks for 1e-7)."""
+    X, y = digits
+    model = Classifier(max_epochs=5, device="cpu", random_state=0).fit(X, y)
+    whole = model.predict_proba(X)
+    in_pieces = np.vstack([model.predict_proba(X[start : start + 7]) for start in range(0, 70, 7)])
+    np.testing.assert_allclose(in_pieces, whole[:70], rtol=1e-5, atol=1e-6)

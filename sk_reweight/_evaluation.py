@@ -133,18 +133,26 @@ class Comparison:
 def compare_to_baseline(
     scores: NDArray[np.float64], baseline: NDArray[np.float64], test_over_train: float
 ) -> Comparison:
-    """Mean, spread, paired difference, wins/ties/losses and both p-values against ``baseline``."""
+    """Mean, spread, paired difference, wins/ties/losses and both p-values against ``baseline``.
+
+    With fewer than two folds the spread and the p-values are NaN.
+    """
     differences = scores - baseline
-    p_ttest = float(stats.ttest_rel(scores, baseline).pvalue) if differences.any() else 1.0
+    if len(differences) < 2:
+        std = p_ttest = p_corrected = float("nan")
+    else:
+        std = float(scores.std(ddof=1))
+        p_ttest = float(stats.ttest_rel(scores, baseline).pvalue) if differences.any() else 1.0
+        p_corrected = corrected_ttest(differences, test_over_train)
     return Comparison(
         mean=float(scores.mean()),
-        std=float(scores.std(ddof=1)),
+        std=std,
         difference=float(differences.mean()),
         wins=int((differences > 0).sum()),
         ties=int((differences == 0).sum()),
         losses=int((differences < 0).sum()),
         p_ttest=p_ttest,
-        p_corrected=corrected_ttest(differences, test_over_train),
+        p_corrected=p_corrected,
     )
 
 

@@ -294,7 +294,13 @@ def refit_seconds(model: BaseEstimator, fit_seconds: float) -> float:
 
 
 def quiet_fit(model: BaseEstimator, X: ArrayLike, y: ArrayLike) -> BaseEstimator:
-    """Fit ``model`` without the ConvergenceWarning of an MLPClassifier that used its budget."""
+    """Fit ``model`` without the MLPClassifier warnings that the shared budget makes expected.
+
+    They say that it used its whole epoch budget (ConvergenceWarning) and that
+    it clipped a batch size larger than the training set, as the package's
+    classifiers do silently.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "Got `batch_size` less than 1 or larger", UserWarning)
         return model.fit(X, y)

@@ -36,7 +36,7 @@ class FakeDataset:
                 make_pipeline(SimpleImputer(), StandardScaler()),
                 make_column_selector(dtype_include="number"),
             ),
-            (OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include=object)),
+            (OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_exclude="number")),
         )
 
 
@@ -55,6 +55,11 @@ def _breast_cancer() -> FakeDataset:
     return FakeDataset("breast_cancer", "tabular", frame, target)
 
 
+def _digits() -> FakeDataset:
+    frame, target = load_digits(return_X_y=True, as_frame=True)
+    return FakeDataset("digits", "tabular", frame, target)
+
+
 def _digits_images() -> FakeDataset:
     """8x8 digit images in [0, 1] with an official test split of 297 images."""
     images, target = load_digits(return_X_y=True)
@@ -67,6 +72,7 @@ def _digits_images() -> FakeDataset:
 LOADERS = {
     "iris_mixed": _mixed_iris,
     "breast_cancer": _breast_cancer,
+    "digits": _digits,
     "digits_images": _digits_images,
 }
 

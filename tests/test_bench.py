@@ -1,0 +1,104 @@
+"""The benchmark runner: data preparation, scoring, interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from sk_reweight import _bench
+from sk_reweight._bench import (
+    INTERRUPTED,
+    BenchSettings,
+    class_probabilities,
+    prepare_dataset,
+    run_bench,
+    stratified_subsample,
+)
+from sk_reweight._methods import Budget
+
+from . import fake_datasets
+
+TINY = Budget(hidden_layer_sizes=(8,), max_epochs=2)
+
+
+def test_stratified_subsample_keeps_class_shares():
+    y = np.repeat([0, 1, 2], [500, 300, 200])
+    rows = stratified_subsample(y, 100, seed=0)
+    assert len(rows) == 100
+    assert len(np.unique(rows)) == 100
+    assert np.bincount(y[rows]).tolist() == [50, 30, 20]
+    assert len(stratified_subsample(y, None, seed=0)) == len(stratified_subsample(y, 5000, 0))
+
+
+def test_prepare_dataset_encodes_labels_over_both_splits_and_caps_rows():
+    source = fake_datasets.load_dataset("digits_images")
+    data = prepare_dataset(source, max_rows=300)
+    assert len(data.y) == 300
+    assert len(data.y_test) == 297
+    assert data.X.shape == (300, 8, 8)
+    assert data.y.dtype == np.int64
+    assert data.info["n_rows_available"] == 1500
+    assert "subsampled from 1500 rows" in data.info["note"]
+    labels = prepare_dataset(fake_datasets.load_dataset("iris_mixed"), None)
+    assert sorted(np.unique(labels.y)) == [0, 1, 2]
+    assert labels.X_test is None
+    assert labels.info["imbalance_ratio"] == 1.0
+
+
+def test_class_probabilities_fill_classes_missing_from_training():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(X, [0, 2, 0, 2])
+    proba = class_probabilities(model, X, n_classes=3)
+    assert proba.shape == (4, 3)
+    assert np.all(proba[:, 1] == 0)
+    assert np.allclose(proba[:, [0, 2]], model.predict_proba(X))
+
+
+def test_interrupting_keeps_the_finished_folds(tmp_path, monkeypatch):
+    fake_datasets.install(monkeypatch)
+    settings = BenchSettings(
+        datasets=["iris_mixed"], methods=["erm", "rgd"], cv=3, tune=False, budget=TINY
+    )
+    fit_and_score = _bench.fit_and_score
+    calls = []
+
+    def interrupt_in_the_second_fold(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit_and_score(*args, **kwargs)
+
+    monkeypatch.setattr(_bench, "fit_and_score", interrupt_in_the_second_fold)
+    assert run_bench(settings, tmp_path) == INTERRUPTED
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert results[["fold", "method"]].values.tolist() == [[0, "erm"], [0, "rgd"]]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "interrupted after 1 of 3 folds" in summary
+    assert "| iris_mixed | cv | rgd | 1 |" in summary
+    assert json.loads((tmp_path / "config.json").read_text())["status"].startswith("interrupted")
+    assert (tmp_path / "accuracy.png").exists()
+
+
+def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch):
+    """The same method twice over (registered under two names) ties on every fold."""
+    fake_datasets.install(monkeypatch)
+    from sk_reweight import _methods
+
+    monkeypatch.setitem(_methods.METHODS, "erm_again", _methods.METHODS["erm"])
+    settings = BenchSettings(
+        datasets=["breast_cancer"],
+        methods=["erm", "erm_again"],
+        cv=2,
+        seeds=2,
+        tune=False,
+        budget=TINY,
+    )
+    assert run_bench(settings, tmp_path) == 0
+    results = pd.read_csv(tmp_path / "results.csv")
+    accuracy = results.pivot_table(index=["seed", "fold"], columns="method", values="log_loss")
+    assert len(accuracy) == 4
+    assert np.array_equal(accuracy["erm"], accuracy["erm_again"])
+    assert accuracy["erm"].nunique() == 4

@@ -1,0 +1,78 @@
+"""The benchmark's Markdown report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sk_reweight._evaluation import corrected_ttest
+from sk_reweight._report import score_table, significance_table, summary_markdown
+
+ERM = [0.80, 0.70, 0.90, 0.60]
+RGD = [0.82, 0.70, 0.85, 0.64]
+
+
+def _results() -> pd.DataFrame:
+    rows = []
+    for i, (erm, rgd) in enumerate(zip(ERM, RGD, strict=True)):
+        for method, accuracy in (("erm", erm), ("rgd", rgd)):
+            rows.append(
+                {
+                    "dataset": "toy",
+                    "split": "cv",
+                    "seed": i // 2,
+                    "fold": i % 2,
+                    "method": method,
+                    "accuracy": accuracy,
+                    "balanced_accuracy": accuracy,
+                    "log_loss": 1 - accuracy,
+                    "macro_f1": accuracy,
+                    "fit_seconds": 1.0,
+                    "n_train": 300,
+                    "n_test": 100,
+                    "params": '{"lr": 0.001}' if method == "rgd" else "{}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_score_table_gives_mean_and_std_over_folds():
+    table = score_table(_results())
+    rgd = table[table["method"] == "rgd"].iloc[0]
+    assert rgd["folds"] == 4
+    assert rgd["accuracy"] == f"{np.mean(RGD):.4f} ± {np.std(RGD, ddof=1):.4f}"
+
+
+def test_significance_uses_the_test_over_train_ratio_of_the_folds():
+    table = significance_table(_results(), "erm")
+    assert set(table["metric"]) == {"accuracy", "balanced_accuracy"}
+    row = table[table["metric"] == "accuracy"].iloc[0]
+    differences = np.subtract(RGD, ERM)
+    assert row["method"] == "rgd"
+    assert row["W/T/L"] == "2/1/1"
+    assert row["Δ (pp)"] == f"{100 * differences.mean():+.2f}"
+    assert float(row["p (corrected)"]) == pytest.approx(
+        corrected_ttest(differences, 100 / 300), rel=1e-2
+    )
+    assert significance_table(_results().query("method == 'rgd'"), "erm").empty
+
+
+def test_summary_mentions_induced_long_tails_and_tuned_parameters():
+    info = {
+        "name": "toy_lt10",
+        "kind": "image",
+        "n_rows": 400,
+        "n_test_rows": 100,
+        "n_classes": 2,
+        "imbalance_ratio": 10.0,
+        "long_tail_induced": True,
+        "note": "long tail induced",
+    }
+    text = summary_markdown(_results(), [info], "Protocol: toy.", "erm", "complete")
+    assert "*induced*" in text
+    assert "| toy_lt10 | image | 400 | 100 | 2 | 10.0 | long tail induced |" in text
+    assert '| toy | rgd | {"lr": 0.001} | 4 |' in text
+    assert "| toy | cv | accuracy | rgd | 4 |" in text
+    empty = summary_markdown(_results().iloc[:0], [], "Protocol: toy.", "erm", "interrupted")
+    assert "No fold finished." in empty

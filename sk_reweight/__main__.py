@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -159,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from ._methods import Budget
+    from ._speed import SPEED_BUDGET
 
     torch.set_num_threads(args.threads)
     overrides = {
@@ -167,38 +169,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
     }
-    overrides = {key: value for key, value in overrides.items() if value is not None}
+    budget = replace(
+        Budget() if args.command == "bench" else SPEED_BUDGET,
+        device=args.device,
+        **{key: value for key, value in overrides.items() if value is not None},
+    )
     output = args.output or _default_output(args.command)
     recorded_argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "bench":
         from ._bench import BenchSettings, run_bench
 
-        settings = BenchSettings(
+        bench = BenchSettings(
             datasets=args.datasets,
             methods=args.methods,
             cv=args.cv,
             seeds=args.seeds,
             tune=args.tune,
-            budget=Budget(device=args.device, **overrides),
+            budget=budget,
             max_rows=args.max_rows,
             data_home=args.data_home,
         )
-        return run_bench(settings, output, recorded_argv)
+        return run_bench(bench, output, recorded_argv)
 
     from ._speed import SpeedSettings, run_speed
 
-    settings = SpeedSettings(
+    speed = SpeedSettings(
         dataset=args.dataset,
         method=args.method,
         optimizer=args.optimizer,
         lr_schedule=None if args.lr_schedule == "none" else args.lr_schedule,
+        budget=budget,
         seeds=args.seeds,
         max_rows=args.max_rows,
-        device=args.device,
         data_home=args.data_home,
-        **overrides,
     )
-    return run_speed(settings, output, recorded_argv)
+    return run_speed(speed, output, recorded_argv)
 
 
 if __name__ == "__main__":

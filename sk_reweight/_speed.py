@@ -36,6 +36,10 @@ SPEED_METHODS = ("rais", "rgd", "erm")
 """Methods ``speed`` can compare with uniform SGD: the package's own classifiers."""
 
 
+SPEED_BUDGET = Budget(lr=0.05, batch_size=128, max_epochs=20)
+"""Default network and schedule of ``speed``: SGD-sized learning rate, 20 epochs."""
+
+
 @dataclass(frozen=True)
 class SpeedSettings:
     """Everything ``sk-reweight speed`` was asked to do."""
@@ -43,28 +47,24 @@ class SpeedSettings:
     dataset: str
     method: str = "rais"
     optimizer: str = "sgd"
-    lr: float = 0.05
     lr_schedule: str | None = "step"
-    hidden_layer_sizes: tuple[int, ...] = (256, 256)
-    batch_size: int = 128
-    max_epochs: int = 20
+    budget: Budget = SPEED_BUDGET
     seeds: int = 1
     max_rows: int | None = None
-    device: str = "cpu"
     data_home: str | None = None
 
-
-def _training_parameters(settings: SpeedSettings, optimizer: str) -> dict:
-    return {
-        "hidden_layer_sizes": settings.hidden_layer_sizes,
-        "optimizer": optimizer,
-        "lr": settings.lr,
-        "momentum": 0.9,
-        "lr_schedule": settings.lr_schedule,
-        "batch_size": settings.batch_size,
-        "max_epochs": settings.max_epochs,
-        "device": settings.device,
-    }
+    def training_parameters(self, optimizer: str) -> dict:
+        """Parameters of one run: the budget, SGD momentum 0.9, the schedule, ``optimizer``."""
+        return {
+            "hidden_layer_sizes": self.budget.hidden_layer_sizes,
+            "optimizer": optimizer,
+            "lr": self.budget.lr,
+            "momentum": 0.9,
+            "lr_schedule": self.lr_schedule,
+            "batch_size": self.budget.batch_size,
+            "max_epochs": self.budget.max_epochs,
+            "device": self.budget.device,
+        }
 
 
 def speed_summary(baseline: pd.DataFrame, method: pd.DataFrame) -> dict[str, float]:
@@ -105,18 +105,12 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
         0.
     """
     output.mkdir(parents=True, exist_ok=True)
-    record = run_record(list(argv), {**asdict(settings), "output": str(output)}, settings.device)
+    budget = settings.budget
+    record = run_record(list(argv), {**asdict(settings), "output": str(output)}, budget.device)
     data = prepare_dataset(load_dataset(settings.dataset, settings.data_home), settings.max_rows)
     record["dataset"] = data.info
     write_json(output / "config.json", record)
 
-    budget = Budget(
-        hidden_layer_sizes=settings.hidden_layer_sizes,
-        lr=settings.lr,
-        batch_size=settings.batch_size,
-        max_epochs=settings.max_epochs,
-        device=settings.device,
-    )
     curves, summaries = [], []
     label = f"{settings.method} ({settings.optimizer})"
     with tqdm(total=2 * settings.seeds, desc="speed", unit="fit") as progress:
@@ -125,8 +119,8 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
                 np.arange(len(data.y)), test_size=0.2, random_state=seed, stratify=data.y
             )
             models = {
-                BASELINE_NAME: ("erm", _training_parameters(settings, "sgd")),
-                label: (settings.method, _training_parameters(settings, settings.optimizer)),
+                BASELINE_NAME: ("erm", settings.training_parameters("sgd")),
+                label: (settings.method, settings.training_parameters(settings.optimizer)),
             }
             by_name = {}
             for name, (method, parameters) in models.items():
@@ -163,11 +157,10 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
     report = "\n\n".join(
         [
             f"# Speed: {label} vs {BASELINE_NAME} on {settings.dataset}",
-            f"{settings.max_epochs} epochs, lr {settings.lr:g}, schedule "
-            f"{settings.lr_schedule}, batch {settings.batch_size}, hidden layers "
-            f"{list(settings.hidden_layer_sizes)}, {settings.seeds} seed(s), "
-            f"{data.info['n_rows']} rows (80 % train / 20 % test per seed), device "
-            f"{settings.device}. Target: the baseline's final training loss.",
+            f"{budget.max_epochs} epochs, lr {budget.lr:g}, schedule {settings.lr_schedule}, "
+            f"batch {budget.batch_size}, hidden layers {list(budget.hidden_layer_sizes)}, "
+            f"{settings.seeds} seed(s), {data.info['n_rows']} rows (80 % train / 20 % test "
+            f"per seed), device {budget.device}. Target: the baseline's final training loss.",
             markdown_table(speed.round(4)),
             "Median over seeds: speed-up "
             f"{speed['speedup'].median():.3f}, per-epoch overhead "

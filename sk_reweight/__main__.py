@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._methods import Budget
 
 
 def _positive_int(text: str) -> int:
@@ -51,7 +55,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
-        "--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)"
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="CPU threads of torch and of OpenMP/BLAS (gradient boosting) (default 1)",
     )
     parser.add_argument("--data-home", help="cache directory of the downloaded datasets")
 
@@ -83,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         default=["erm", "rgd", "skorch", "mlp", "hgb"],
-        help="methods among erm rgd rais skorch mlp hgb (default: all but rais)",
+        help="methods among erm rgd rais erm_sgd skorch mlp hgb (default: erm rgd skorch mlp hgb)",
     )
     bench.add_argument("--cv", type=_positive_int, default=5, help="folds (default 5)")
+    bench.add_argument(
+        "--sgd-lr", type=_positive_float, help="learning rate of the SGD methods (rais, erm_sgd)"
+    )
     bench.add_argument(
         "--tune",
         action=argparse.BooleanOptionalAction,
@@ -158,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _validate(parser, args)
     import torch
+    from threadpoolctl import threadpool_limits
 
     from ._methods import Budget
     from ._speed import SPEED_BUDGET
@@ -168,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "sgd_lr": getattr(args, "sgd_lr", None),
     }
     budget = replace(
         Budget() if args.command == "bench" else SPEED_BUDGET,
@@ -175,7 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{key: value for key, value in overrides.items() if value is not None},
     )
     output = args.output or _default_output(args.command)
-    recorded_argv = list(sys.argv[1:] if argv is None else argv)
+    with threadpool_limits(limits=args.threads):
+        return _run(args, budget, output, list(sys.argv[1:] if argv is None else argv))
+
+
+def _run(args: argparse.Namespace, budget: Budget, output: Path, argv: list[str]) -> int:
+    """Run ``bench`` or ``speed`` with validated arguments."""
     if args.command == "bench":
         from ._bench import BenchSettings, run_bench
 
@@ -189,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_rows=args.max_rows,
             data_home=args.data_home,
         )
-        return run_bench(bench, output, recorded_argv)
+        return run_bench(bench, output, argv)
 
     from ._speed import SpeedSettings, run_speed
 
@@ -203,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_rows=args.max_rows,
         data_home=args.data_home,
     )
-    return run_speed(speed, output, recorded_argv)
+    return run_speed(speed, output, argv)
 
 
 if __name__ == "__main__":

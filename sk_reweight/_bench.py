@@ -24,7 +24,8 @@ Output (in the output directory)
     networks.
 ``summary.md``
     Datasets, mean ± std of every metric, paired significance tests against
-    ERM, tuned parameters.
+    ERM (and against ERM with SGD, the like-for-like baseline of RAIS, when the
+    run includes ``erm_sgd``), tuned parameters.
 ``accuracy.png``, ``curves_<dataset>.png``
     Accuracy with error bars per dataset; learning curves.
 """
@@ -50,7 +51,7 @@ from tqdm.auto import tqdm
 from ._curves import learning_curve
 from ._evaluation import classification_scores
 from ._methods import (
-    BASELINE,
+    BASELINES,
     Budget,
     chosen_parameters,
     fitted_classifier,
@@ -231,11 +232,11 @@ class BenchSettings:
         budget = self.budget
         tuning = (
             f"tuned on one stratified 80/20 split of each training set by GridSearchCV "
-            f"(accuracy): lr in {list(budget.lr_grid)} for every network, and tau in "
-            f"{list(budget.tau_grid)} for RGD; the best configuration is refit on the "
-            "whole training set"
+            f"(accuracy): lr in {list(budget.lr_grid)} for Adam, in "
+            f"{list(budget.sgd_lr_grid)} for SGD, and tau in {list(budget.tau_grid)} for "
+            "RGD; the best configuration is refit on the whole training set"
             if self.tune
-            else f"not tuned (lr {budget.lr:g}; RGD tau at its default)"
+            else "not tuned (RGD's tau at its default)"
         )
         rows = (
             f"at most {self.max_rows} rows per dataset and split"
@@ -247,8 +248,9 @@ class BenchSettings:
             f"{self.seeds} seed(s); fold f of seed s trains every method with random_state "
             f"1000·s + f. Networks (ERM, RGD, RAIS, skorch, sklearn MLP): hidden layers "
             f"{list(budget.hidden_layer_sizes)} (for images the package's small CNN with "
-            f"that head; MLP and gradient boosting see flattened pixels), Adam (RAIS: its "
-            f"default SGD with momentum 0.9), batch {budget.batch_size}, "
+            f"that head; MLP and gradient boosting see flattened pixels), Adam at lr "
+            f"{budget.lr:g} (RAIS and ERM-SGD: SGD with momentum 0.9 at lr {budget.sgd_lr:g}), "
+            f"batch {budget.batch_size}, "
             f"{budget.max_epochs} epochs, no early stopping, device {budget.device}. "
             f"Hyperparameters {tuning}. HistGradientBoosting keeps its defaults. Data: "
             f"{rows}; tabular columns go through the dataset's preprocessor, fitted per fold."
@@ -269,7 +271,7 @@ def _write_report(
     results_path, curves_path = output / "results.csv", output / "curves.csv"
     results = pd.read_csv(results_path) if results_path.exists() else pd.DataFrame()
     (output / "summary.md").write_text(
-        summary_markdown(results, datasets, settings.protocol(), BASELINE, status)
+        summary_markdown(results, datasets, settings.protocol(), BASELINES, status)
     )
     if not results.empty:
         plot_scores(results, output / "accuracy.png")

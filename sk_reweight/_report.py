@@ -7,6 +7,8 @@ and the fit time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -31,44 +33,51 @@ def score_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def significance_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Paired tests of every method against ``baseline``, per dataset, split and metric.
+def significance_table(results: pd.DataFrame, baselines: Sequence[str]) -> pd.DataFrame:
+    """Paired tests of the methods against each baseline, per dataset, split and metric.
 
-    The Nadeau-Bengio correction uses the ratio of the mean test-set size to
-    the mean training-set size of the baseline's folds (``1 / (K - 1)`` for
-    K-fold cross-validation). Only folds every method finished count.
+    Every method is tested against every baseline of the run except the
+    baselines listed before it (each pair once). The Nadeau-Bengio correction
+    uses the ratio of the mean test-set size to the mean training-set size of
+    the baseline's folds (``1 / (K - 1)`` for K-fold cross-validation). Only
+    folds that every method finished count.
 
     Returns
     -------
     table : DataFrame
-        Columns ``dataset``, ``split``, ``metric``, ``method``, ``folds``,
-        ``Δ (pp)`` (mean paired difference in percentage points), ``W/T/L``,
-        ``p (t-test)`` and ``p (corrected)``. Empty without the baseline.
+        Columns ``dataset``, ``split``, ``metric``, ``baseline``, ``method``,
+        ``folds``, ``Δ (pp)`` (mean paired difference in percentage points),
+        ``W/T/L``, ``p (t-test)`` and ``p (corrected)``. Empty without a
+        baseline.
     """
     rows = []
     for (dataset, split), frame in results.groupby(["dataset", "split"], sort=False):
-        if baseline not in set(frame["method"]):
-            continue
-        reference = frame[frame["method"] == baseline]
-        test_over_train = reference["n_test"].mean() / reference["n_train"].mean()
-        for metric in TESTED_METRICS:
-            comparisons = compare_methods(frame, baseline, test_over_train, metric, FOLD_COLUMNS)
-            for method, c in comparisons.items():
-                if method == baseline:
-                    continue
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "split": split,
-                        "metric": metric,
-                        "method": method,
-                        "folds": c.wins + c.ties + c.losses,
-                        "Δ (pp)": f"{100 * c.difference:+.2f}",
-                        "W/T/L": f"{c.wins}/{c.ties}/{c.losses}",
-                        "p (t-test)": f"{c.p_ttest:.3g}",
-                        "p (corrected)": f"{c.p_corrected:.3g}",
-                    }
+        for position, baseline in enumerate(baselines):
+            if baseline not in set(frame["method"]):
+                continue
+            reference = frame[frame["method"] == baseline]
+            test_over_train = reference["n_test"].mean() / reference["n_train"].mean()
+            for metric in TESTED_METRICS:
+                comparisons = compare_methods(
+                    frame, baseline, test_over_train, metric, FOLD_COLUMNS
                 )
+                for method, c in comparisons.items():
+                    if method in baselines[: position + 1]:
+                        continue
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "split": split,
+                            "metric": metric,
+                            "baseline": baseline,
+                            "method": method,
+                            "folds": c.wins + c.ties + c.losses,
+                            "Δ (pp)": f"{100 * c.difference:+.2f}",
+                            "W/T/L": f"{c.wins}/{c.ties}/{c.losses}",
+                            "p (t-test)": f"{c.p_ttest:.3g}",
+                            "p (corrected)": f"{c.p_corrected:.3g}",
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -91,7 +100,11 @@ def dataset_table(datasets: list[dict]) -> pd.DataFrame:
 
 
 def summary_markdown(
-    results: pd.DataFrame, datasets: list[dict], protocol: str, baseline: str, status: str
+    results: pd.DataFrame,
+    datasets: list[dict],
+    protocol: str,
+    baselines: Sequence[str],
+    status: str,
 ) -> str:
     """The whole ``summary.md``: protocol, datasets, scores, significance tests.
 
@@ -103,8 +116,8 @@ def summary_markdown(
         Per-dataset information (see :func:`dataset_table`).
     protocol : str
         A paragraph describing the run.
-    baseline : str
-        The method the others are tested against.
+    baselines : sequence of str
+        The methods the others are tested against (see :func:`significance_table`).
     status : str
         ``'complete'`` or a note on what is missing (an interrupted run).
     """
@@ -126,11 +139,13 @@ def summary_markdown(
         "set, scored by each fold's model. Fit seconds: training of the final model (after "
         "tuning).",
         markdown_table(score_table(results)),
-        f"## Paired significance against {baseline}",
+        "## Paired significance",
     ]
-    significance = significance_table(results, baseline)
+    significance = significance_table(results, baselines)
     if significance.empty:
-        parts.append(f"Not computed: the run did not include the baseline `{baseline}`.")
+        parts.append(
+            f"Not computed: the run included none of the baselines {', '.join(baselines)}."
+        )
     else:
         parts += [
             "Δ: mean paired difference over folds (every method trains on the same folds with "

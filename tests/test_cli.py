@@ -139,7 +139,7 @@ def test_bench_summary_tables(bench_run):
     assert f"| iris_mixed | cv | erm | 2 | {mean:.4f} ± {std:.4f} |" in summary
     for split in ("cv", "test"):
         for method in ("rgd", "hgb"):
-            assert f"| digits_images | {split} | accuracy | {method} | 2 |" in summary
+            assert f"| digits_images | {split} | accuracy | erm | {method} | 2 |" in summary
     assert "| digits_images | image | 400 | 297 | 10 |" in summary
     assert "subsampled from 1500 rows" in summary
 

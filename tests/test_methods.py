@@ -59,12 +59,15 @@ def test_same_network_and_budget_for_the_networks():
     rgd = make_model("rgd", "tabular", 2, None, BUDGET, seed=3, tune=False)[-1]
     skorch = make_model("skorch", "tabular", 2, None, BUDGET, seed=3, tune=False)[-1]
     mlp = make_model("mlp", "tabular", 2, None, BUDGET, seed=3, tune=False)[-1]
+    erm_sgd = make_model("erm_sgd", "tabular", 2, None, BUDGET, seed=3, tune=False)[-1]
     assert isinstance(erm, ERMClassifier)
     assert isinstance(rgd, RGDClassifier)
     assert isinstance(skorch, PlainSkorchClassifier)
-    for model in (erm, rgd):
-        assert (model.hidden_layer_sizes, model.max_epochs, model.lr) == ((16,), 2, 1e-3)
+    for model in (erm, rgd, erm_sgd):
+        assert (model.hidden_layer_sizes, model.max_epochs) == ((16,), 2)
         assert model.random_state == 3
+    assert (erm.optimizer, erm.lr) == ("adam", 1e-3)
+    assert (erm_sgd.optimizer, erm_sgd.lr, erm_sgd.momentum) == ("sgd", BUDGET.sgd_lr, 0.9)
     assert skorch.module__hidden_layer_sizes == (16,)
     assert skorch.max_epochs == 2
     assert (mlp.hidden_layer_sizes, mlp.max_iter, mlp.random_state) == ((16,), 2, 3)

@@ -45,7 +45,7 @@ def test_score_table_gives_mean_and_std_over_folds():
 
 
 def test_significance_uses_the_test_over_train_ratio_of_the_folds():
-    table = significance_table(_results(), "erm")
+    table = significance_table(_results(), ["erm", "erm_sgd"])
     assert set(table["metric"]) == {"accuracy", "balanced_accuracy"}
     row = table[table["metric"] == "accuracy"].iloc[0]
     differences = np.subtract(RGD, ERM)
@@ -55,7 +55,20 @@ def test_significance_uses_the_test_over_train_ratio_of_the_folds():
     assert float(row["p (corrected)"]) == pytest.approx(
         corrected_ttest(differences, 100 / 300), rel=1e-2
     )
-    assert significance_table(_results().query("method == 'rgd'"), "erm").empty
+    assert (table["baseline"] == "erm").all()
+    assert significance_table(_results().query("method == 'rgd'"), ["erm"]).empty
+
+
+def test_each_pair_of_methods_is_tested_once_against_both_baselines():
+    erm = _results().query("method == 'erm'")
+    both = pd.concat([_results(), erm.assign(method="erm_sgd"), erm.assign(method="rais")])
+    table = significance_table(both, ["erm", "erm_sgd"]).query("metric == 'accuracy'")
+    pairs = list(zip(table["baseline"], table["method"], strict=True))
+    assert pairs == [("erm", "rgd"), ("erm", "erm_sgd"), ("erm", "rais"),
+                     ("erm_sgd", "rgd"), ("erm_sgd", "rais")]  # fmt: skip
+    rais = table[(table["baseline"] == "erm_sgd") & (table["method"] == "rais")].iloc[0]
+    assert rais["W/T/L"] == "0/4/0"
+    assert rais["p (corrected)"] == "1"
 
 
 def test_summary_mentions_induced_long_tails_and_tuned_parameters():
@@ -69,10 +82,10 @@ def test_summary_mentions_induced_long_tails_and_tuned_parameters():
         "long_tail_induced": True,
         "note": "long tail induced",
     }
-    text = summary_markdown(_results(), [info], "Protocol: toy.", "erm", "complete")
+    text = summary_markdown(_results(), [info], "Protocol: toy.", ["erm"], "complete")
     assert "*induced*" in text
     assert "| toy_lt10 | image | 400 | 100 | 2 | 10.0 | long tail induced |" in text
     assert '| toy | rgd | {"lr": 0.001} | 4 |' in text
-    assert "| toy | cv | accuracy | rgd | 4 |" in text
-    empty = summary_markdown(_results().iloc[:0], [], "Protocol: toy.", "erm", "interrupted")
+    assert "| toy | cv | accuracy | erm | rgd | 4 |" in text
+    empty = summary_markdown(_results().iloc[:0], [], "Protocol: toy.", ["erm"], "interrupted")
     assert "No fold finished." in empty

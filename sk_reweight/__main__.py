@@ -8,10 +8,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._methods import Budget
 
 
 def _positive_int(text: str) -> int:
@@ -32,8 +28,20 @@ def _default_output(command: str) -> Path:
     return Path("results") / f"{command}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    # One thread by default: on a shared or busy machine, torch's default of one thread per
+    # core oversubscribes the cores, and small networks then train several times slower.
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="CPU threads of torch and of OpenMP/BLAS (gradient boosting) (default 1)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``bench`` and ``speed``."""
+    _add_threads(parser)
     parser.add_argument(
         "--output", type=Path, help="output directory (default results/<command>-<timestamp>)"
     )
@@ -54,12 +62,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--seeds", type=_positive_int, default=1, help="repetitions with seeds 0 .. S-1"
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=1,
-        help="CPU threads of torch and of OpenMP/BLAS (gradient boosting) (default 1)",
-    )
     parser.add_argument("--data-home", help="cache directory of the downloaded datasets")
 
 
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--folds", type=int, default=5, help="folds per repetition (default 5)")
     demo.add_argument("--repeats", type=int, default=2, help="repetitions of the CV (default 2)")
     demo.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    _add_threads(demo)
 
     bench = commands.add_parser(
         "bench",
@@ -160,20 +163,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sk-reweight`` with ``argv`` (default: the command line); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
-
-        run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
-        return 0
-
-    _validate(parser, args)
     import torch
     from threadpoolctl import threadpool_limits
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        with threadpool_limits(limits=args.threads):
+            if args.command == "demo":
+                from ._demo import run_demo
+
+                run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
+                return 0
+            _validate(parser, args)
+            return _run(args, list(sys.argv[1:] if argv is None else argv))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``bench`` or ``speed`` with validated arguments."""
     from ._methods import Budget
     from ._speed import SPEED_BUDGET
 
-    torch.set_num_threads(args.threads)
     overrides = {
         "hidden_layer_sizes": tuple(args.hidden) if args.hidden else None,
         "max_epochs": args.max_epochs,
@@ -187,12 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{key: value for key, value in overrides.items() if value is not None},
     )
     output = args.output or _default_output(args.command)
-    with threadpool_limits(limits=args.threads):
-        return _run(args, budget, output, list(sys.argv[1:] if argv is None else argv))
-
-
-def _run(args: argparse.Namespace, budget: Budget, output: Path, argv: list[str]) -> int:
-    """Run ``bench`` or ``speed`` with validated arguments."""
     if args.command == "bench":
         from ._bench import BenchSettings, run_bench
 

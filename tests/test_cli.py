@@ -48,6 +48,7 @@ def test_demo_prints_a_table_for_both_datasets(capsys):
         ([], "required: command"),
         (["train"], "invalid choice: 'train'"),
         (["demo", "--folds", "many"], "invalid int value"),
+        (["demo", "--threads", "0"], "must be a positive integer, got 0"),
         (["bench", "--datasets", "covertype"], "unknown dataset(s) covertype; choose from"),
         (["bench", "--methods", "erm", "xgboost"], "unknown method(s) xgboost; choose from"),
         (["bench", "--cv", "1"], "--cv must be at least 2"),

@@ -56,7 +56,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-rows",
         type=_positive_int,
-        help="cap every dataset (and its official test split) at this many rows, stratified",
+        help="subsample every dataset (and its official test split) to about this many rows, "
+        "class by class, keeping at least 10 rows of each class",
     )
     parser.add_argument(
         "--seeds", type=_positive_int, default=1, help="repetitions with seeds 0 .. S-1"

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
@@ -86,15 +86,29 @@ def take(data: Any, indices: NDArray[np.intp]) -> Any:
     return data.iloc[indices] if hasattr(data, "iloc") else data[indices]
 
 
+MIN_ROWS_PER_CLASS = 10
+"""Rows of each class that :func:`stratified_subsample` keeps (all of a smaller class)."""
+
+
 def stratified_subsample(y: NDArray, max_rows: int | None, seed: int) -> NDArray[np.intp]:
-    """Indices of at most ``max_rows`` examples, stratified by class (all rows if it is None)."""
-    indices = np.arange(len(y))
+    """Sorted indices of about ``max_rows`` examples drawn class by class (all if it is None).
+
+    Each class keeps its share of ``max_rows``, rounded, but at least
+    :data:`MIN_ROWS_PER_CLASS` rows (or all of its rows), so that rare classes
+    survive for stratified cross-validation and the inner tuning split; the
+    total may therefore exceed ``max_rows`` by a few rows.
+    """
     if max_rows is None or max_rows >= len(y):
-        return indices
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    kept, _ = train_test_split(indices, train_size=max_rows, random_state=seed, stratify=stratify)
-    return np.sort(kept)
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    shares = np.round(counts * max_rows / len(y)).astype(int)
+    quotas = np.minimum(counts, np.maximum(shares, MIN_ROWS_PER_CLASS))
+    kept = [
+        rng.choice(np.flatnonzero(y == label), size=quota, replace=False)
+        for label, quota in zip(classes, quotas, strict=True)
+    ]
+    return np.sort(np.concatenate(kept))
 
 
 @dataclass
@@ -117,8 +131,8 @@ class PreparedDataset:
 def prepare_dataset(dataset: Any, max_rows: int | None) -> PreparedDataset:
     """Encode a dataset's labels as ``0 .. n_classes - 1`` and cap its rows at ``max_rows``.
 
-    The training data and the official test split are each subsampled
-    (stratified, seed 0) to at most ``max_rows`` rows.
+    The training data and the official test split are each subsampled with
+    :func:`stratified_subsample` (seed 0) to about ``max_rows`` rows.
     """
     has_test = dataset.data_test is not None
     targets = [np.asarray(dataset.target)]
@@ -239,7 +253,7 @@ class BenchSettings:
             else "not tuned (RGD's tau at its default)"
         )
         rows = (
-            f"at most {self.max_rows} rows per dataset and split"
+            f"about {self.max_rows} rows per dataset and split"
             if self.max_rows
             else ("all rows")
         )

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sk_reweight import _bench
 from sk_reweight._bench import (
     INTERRUPTED,
+    MIN_ROWS_PER_CLASS,
     BenchSettings,
     class_probabilities,
     prepare_dataset,
@@ -27,10 +28,15 @@ TINY = Budget(hidden_layer_sizes=(8,), max_epochs=2)
 def test_stratified_subsample_keeps_class_shares():
     y = np.repeat([0, 1, 2], [500, 300, 200])
     rows = stratified_subsample(y, 100, seed=0)
-    assert len(rows) == 100
-    assert len(np.unique(rows)) == 100
+    assert len(np.unique(rows)) == len(rows) == 100
     assert np.bincount(y[rows]).tolist() == [50, 30, 20]
     assert len(stratified_subsample(y, None, seed=0)) == len(stratified_subsample(y, 5000, 0))
+
+
+def test_stratified_subsample_keeps_rare_classes():
+    y = np.repeat([0, 1, 2], [10_000, 30, 3])
+    counts = np.bincount(y[stratified_subsample(y, 1000, seed=1)])
+    assert counts.tolist() == [997, MIN_ROWS_PER_CLASS, 3]
 
 
 def test_prepare_dataset_encodes_labels_over_both_splits_and_caps_rows():

@@ -157,6 +157,7 @@ def prepare_dataset(dataset: Any, max_rows: int | None) -> PreparedDataset:
         "imbalance_ratio": imbalance_ratio(y),
         "long_tail_induced": "_lt" in dataset.name,
         "note": "long tail induced" if "_lt" in dataset.name else "",
+        "description": getattr(dataset, "description", ""),
     }
     if len(y) < len(targets[0]):
         info["note"] = "; ".join(
@@ -253,9 +254,7 @@ class BenchSettings:
             else "not tuned (RGD's tau at its default)"
         )
         rows = (
-            f"about {self.max_rows} rows per dataset and split"
-            if self.max_rows
-            else ("all rows")
+            f"about {self.max_rows} rows per dataset and split" if self.max_rows else ("all rows")
         )
         return (
             f"Protocol: {self.cv}-fold stratified cross-validation repeated with "

@@ -60,12 +60,21 @@ def _digits() -> FakeDataset:
     return FakeDataset("digits", "tabular", frame, target)
 
 
+DIGITS_IMAGES_DESCRIPTION = "scikit-learn's load_digits as 8x8 images; last 297 as test split"
+
+
 def _digits_images() -> FakeDataset:
     """8x8 digit images in [0, 1] with an official test split of 297 images."""
     images, target = load_digits(return_X_y=True)
     images = (images / 16).astype(np.float32).reshape(-1, 8, 8)
     return FakeDataset(
-        "digits_images", "image", images[:1500], target[:1500], images[1500:], target[1500:]
+        "digits_images",
+        "image",
+        images[:1500],
+        target[:1500],
+        images[1500:],
+        target[1500:],
+        DIGITS_IMAGES_DESCRIPTION,
     )
 
 

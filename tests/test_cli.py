@@ -173,6 +173,7 @@ def test_bench_records_its_configuration(bench_run):
     assert "git_commit" in config
     assert config["torch_threads"] == 1
     assert [info["name"] for info in config["datasets"]] == ["iris_mixed", "digits_images"]
+    assert config["datasets"][1]["description"] == fake_datasets.DIGITS_IMAGES_DESCRIPTION
 
 
 def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch):

@@ -279,7 +279,7 @@ def _fold_plan(data: PreparedDataset, settings: BenchSettings):
 
 def _write_report(
     output: Path, settings: BenchSettings, datasets: list[dict], status: str
-) -> pd.DataFrame:
+) -> None:
     """Write ``summary.md`` and the PNG plots from the CSV files written so far."""
     results_path, curves_path = output / "results.csv", output / "curves.csv"
     results = pd.read_csv(results_path) if results_path.exists() else pd.DataFrame()
@@ -294,7 +294,6 @@ def _write_report(
             plot_learning_curves(
                 frame, output / f"curves_{dataset}.png", f"{dataset}: learning curves"
             )
-    return results
 
 
 def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -> int:
@@ -331,6 +330,7 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
                 evaluation = {"cv": (take(data.X, held_out), data.y[held_out])}
                 if data.X_test is not None:
                     evaluation["test"] = (data.X_test, data.y_test)
+                training_seed = 1000 * seed + fold
                 rows, curves = [], []
                 for method in settings.methods:
                     progress.set_postfix_str(f"{name} seed {seed} fold {fold} {method}")
@@ -340,11 +340,11 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
                         data.n_classes,
                         data.preprocessor(),
                         settings.budget,
-                        seed=1000 * seed + fold,
+                        seed=training_seed,
                         tune=settings.tune,
                     )
                     method_rows, curve = fit_and_score(
-                        model, data, train, evaluation, 1000 * seed + fold
+                        model, data, train, evaluation, training_seed
                     )
                     key = {"dataset": name, "seed": seed, "fold": fold, "method": method}
                     rows += [{**key, **row} for row in method_rows]

@@ -169,14 +169,16 @@ def prepare_dataset(dataset: Any, max_rows: int | None) -> PreparedDataset:
 def class_probabilities(model: BaseEstimator, X: Any, n_classes: int) -> NDArray[np.float64]:
     """``predict_proba`` with one column per class of the dataset, in label order.
 
-    A model fitted on data lacking a class gives it probability 0.
+    A model fitted on data lacking a class gives it probability 0. Rows are
+    renormalised in float64: a float32 softmax (plain skorch) sums to 1 only up
+    to rounding, which scikit-learn's log-loss warns about.
     """
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-    if proba.shape[1] == n_classes:
-        return proba
-    full = np.zeros((len(proba), n_classes))
-    full[:, np.asarray(model.classes_, dtype=np.intp)] = proba
-    return full
+    if proba.shape[1] != n_classes:
+        full = np.zeros((len(proba), n_classes))
+        full[:, np.asarray(model.classes_, dtype=np.intp)] = proba
+        proba = full
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
 def fit_and_score(

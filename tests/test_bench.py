@@ -63,6 +63,18 @@ def test_class_probabilities_fill_classes_missing_from_training():
     assert np.allclose(proba[:, [0, 2]], model.predict_proba(X))
 
 
+def test_class_probabilities_sum_to_one_in_float64():
+    class Float32Model:
+        def predict_proba(self, X):
+            logits = np.linspace(0, 3, 7 * len(X), dtype=np.float32).reshape(len(X), 7)
+            exp = np.exp(logits)
+            return exp / exp.sum(axis=1, keepdims=True)
+
+    proba = class_probabilities(Float32Model(), np.zeros((50, 1)), n_classes=7)
+    assert proba.dtype == np.float64
+    assert np.abs(proba.sum(axis=1) - 1).max() < 1e-12
+
+
 def test_interrupting_keeps_the_finished_folds(tmp_path, monkeypatch):
     fake_datasets.install(monkeypatch)
     settings = BenchSettings(

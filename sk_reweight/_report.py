@@ -158,12 +158,26 @@ def summary_markdown(
     chosen = results.loc[results["split"] == results["split"].iloc[0]]
     tuned = chosen[chosen["params"] != "{}"]
     if not tuned.empty:
-        counts = tuned.groupby(["dataset", "method", "params"], sort=False).size()
         parts += [
             "## Tuned parameters (folds choosing each)",
-            markdown_table(counts.rename("folds").reset_index()),
+            markdown_table(choice_counts(tuned)),
         ]
     return "\n\n".join(parts) + "\n"
+
+
+def choice_counts(results: pd.DataFrame) -> pd.DataFrame:
+    """How many folds chose each tuned configuration, per dataset and method.
+
+    Datasets and methods keep the order of the run; within each, the most
+    frequent choice comes first.
+    """
+    counts = results.groupby(["dataset", "method", "params"], sort=False).size()
+    counts = counts.rename("folds").reset_index()
+    for column in ("dataset", "method"):
+        order = list(dict.fromkeys(results[column]))
+        counts[column] = pd.Categorical(counts[column], categories=order, ordered=True)
+    counts = counts.sort_values(["dataset", "method", "folds"], ascending=[True, True, False])
+    return counts.astype({"dataset": str, "method": str})
 
 
 def imbalance_ratio(y: np.ndarray) -> float:

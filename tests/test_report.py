@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from sk_reweight._evaluation import corrected_ttest
-from sk_reweight._report import score_table, significance_table, summary_markdown
+from sk_reweight._report import (
+    choice_counts,
+    score_table,
+    significance_table,
+    summary_markdown,
+)
 
 ERM = [0.80, 0.70, 0.90, 0.60]
 RGD = [0.82, 0.70, 0.85, 0.64]
@@ -89,3 +94,20 @@ def test_summary_mentions_induced_long_tails_and_tuned_parameters():
     assert "| toy | cv | accuracy | erm | rgd | 4 |" in text
     empty = summary_markdown(_results().iloc[:0], [], "Protocol: toy.", ["erm"], "interrupted")
     assert "No fold finished." in empty
+
+
+def test_choice_counts_group_by_dataset_and_method_in_run_order():
+    results = pd.DataFrame(
+        {
+            "dataset": ["b", "b", "b", "a", "b"],
+            "method": ["rgd", "erm", "rgd", "erm", "rgd"],
+            "params": ["x", "y", "z", "y", "z"],
+        }
+    )
+    counts = choice_counts(results)
+    assert counts.values.tolist() == [
+        ["b", "rgd", "z", 2],
+        ["b", "rgd", "x", 1],
+        ["b", "erm", "y", 1],
+        ["a", "erm", "y", 1],
+    ]

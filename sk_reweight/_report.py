@@ -30,7 +30,7 @@ def score_table(results: pd.DataFrame) -> pd.DataFrame:
     groups = results.groupby(["dataset", "split", "method"], sort=False)
     table = groups[REPORTED].agg(_mean_std)
     table.insert(0, "folds", groups.size())
-    return table.reset_index()
+    return in_run_order(table.reset_index(), ["dataset", "split", "method"], results)
 
 
 def significance_table(results: pd.DataFrame, baselines: Sequence[str]) -> pd.DataFrame:
@@ -165,6 +165,17 @@ def summary_markdown(
     return "\n\n".join(parts) + "\n"
 
 
+def in_run_order(frame: pd.DataFrame, columns: list[str], run: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by ``columns``, each in the order its values first appear in ``run``."""
+    keys = {
+        column: {value: i for i, value in enumerate(dict.fromkeys(run[column]))}
+        for column in columns
+    }
+    return frame.sort_values(
+        columns, key=lambda values: values.map(keys[values.name]), kind="stable"
+    ).reset_index(drop=True)
+
+
 def choice_counts(results: pd.DataFrame) -> pd.DataFrame:
     """How many folds chose each tuned configuration, per dataset and method.
 
@@ -172,12 +183,8 @@ def choice_counts(results: pd.DataFrame) -> pd.DataFrame:
     frequent choice comes first.
     """
     counts = results.groupby(["dataset", "method", "params"], sort=False).size()
-    counts = counts.rename("folds").reset_index()
-    for column in ("dataset", "method"):
-        order = list(dict.fromkeys(results[column]))
-        counts[column] = pd.Categorical(counts[column], categories=order, ordered=True)
-    counts = counts.sort_values(["dataset", "method", "folds"], ascending=[True, True, False])
-    return counts.astype({"dataset": str, "method": str})
+    counts = counts.rename("folds").reset_index().sort_values("folds", ascending=False)
+    return in_run_order(counts, ["dataset", "method"], results)
 
 
 def imbalance_ratio(y: np.ndarray) -> float:

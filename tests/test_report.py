@@ -111,3 +111,15 @@ def test_choice_counts_group_by_dataset_and_method_in_run_order():
         ["b", "erm", "y", 1],
         ["a", "erm", "y", 1],
     ]
+
+
+def test_score_table_lists_each_split_in_run_order():
+    results = pd.concat([_results(), _results().assign(split="test")])
+    results = results.sort_values(["fold", "method"])  # interleave splits
+    table = score_table(results)
+    assert table[["split", "method"]].values.tolist() == [
+        ["cv", "erm"],
+        ["cv", "rgd"],
+        ["test", "erm"],
+        ["test", "rgd"],
+    ]

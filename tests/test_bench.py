@@ -100,7 +100,7 @@ def test_interrupting_keeps_the_finished_folds(tmp_path, monkeypatch):
     assert (tmp_path / "accuracy.png").exists()
 
 
-def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch):
+def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch, capsys):
     """The same method twice over (registered under two names) ties on every fold."""
     fake_datasets.install(monkeypatch)
     from sk_reweight import _methods
@@ -115,6 +115,7 @@ def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch):
         budget=TINY,
     )
     assert run_bench(settings, tmp_path) == 0
+    assert "bench: 100%|" in capsys.readouterr().err  # one progress bar over all fits
     results = pd.read_csv(tmp_path / "results.csv")
     accuracy = results.pivot_table(index=["seed", "fold"], columns="method", values="log_loss")
     assert len(accuracy) == 4

@@ -176,11 +176,12 @@ def test_bench_records_its_configuration(bench_run):
     assert config["datasets"][1]["description"] == fake_datasets.DIGITS_IMAGES_DESCRIPTION
 
 
-def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch):
+def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys):
     fake_datasets.install(monkeypatch)
     argv = ["speed", "--dataset", "breast_cancer", "--method", "rgd", "--max-epochs", "3",
             "--hidden", "16", "--seeds", "2", "--output", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
+    assert "speed: 100%" in capsys.readouterr().err  # the progress bar
     speed = pd.read_csv(tmp_path / "speed.csv")
     assert speed["seed"].tolist() == [0, 1]
     assert np.allclose(speed["speedup"], speed["baseline_seconds"] / speed["seconds_to_target"])

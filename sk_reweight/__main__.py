@@ -186,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             _validate(parser, args)
             return _run(args, list(sys.argv[1:] if argv is None else argv))
+    except OSError as exc:  # e.g. a dataset that cannot be downloaded
+        print(f"sk-reweight: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         torch.set_num_threads(threads)
 

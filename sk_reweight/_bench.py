@@ -33,6 +33,7 @@ Output (in the output directory)
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,8 @@ from ._report import imbalance_ratio, summary_markdown
 
 INTERRUPTED = 130
 """Exit status of a run stopped by Ctrl-C (128 + SIGINT), as a shell reports it."""
+FAILED = 1
+"""Exit status of a run stopped because a dataset could not be downloaded or read."""
 
 
 def load_dataset(name: str, data_home: str | None = None) -> Any:
@@ -298,14 +301,23 @@ def _write_report(
             )
 
 
+def _finish(output: Path, settings: BenchSettings, record: dict, status: str) -> None:
+    """Record ``status`` in ``config.json``; write the report of the folds finished so far."""
+    record["status"] = status
+    write_json(output / "config.json", record)
+    _write_report(output, settings, record["datasets"], status)
+
+
 def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -> int:
     """Run the benchmark, writing results into ``output``; return the exit status.
 
     Returns
     -------
     status : int
-        0 when every fold finished, :data:`INTERRUPTED` after Ctrl-C (the
-        finished folds' results and a summary of them are kept).
+        0 when every fold finished, :data:`INTERRUPTED` after Ctrl-C,
+        :data:`FAILED` when a dataset could not be downloaded or read (an
+        :class:`OSError`). In both cases the finished folds' results are kept
+        and summarised.
     """
     output.mkdir(parents=True, exist_ok=True)
     for stale in ("results.csv", "curves.csv"):
@@ -357,16 +369,19 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
                 finished += 1
     except KeyboardInterrupt:
         progress.close()
-        status = f"interrupted after {finished} of {n_folds} folds; the table covers those"
-        record["status"] = status
-        write_json(output / "config.json", record)
-        _write_report(output, settings, record["datasets"], status)
+        _finish(output, settings, record, f"interrupted after {finished} of {n_folds} folds")
         print(f"\nInterrupted: kept {finished} finished fold(s) in {output}")
         return INTERRUPTED
+    except OSError as exc:  # a dataset that cannot be downloaded or read
+        progress.close()
+        _finish(output, settings, record, f"stopped after {finished} of {n_folds} folds: {exc}")
+        print(
+            f"sk-reweight: error: {exc}\nKept {finished} finished fold(s) in {output}",
+            file=sys.stderr,
+        )
+        return FAILED
     progress.close()
-    record["status"] = "complete"
-    write_json(output / "config.json", record)
-    _write_report(output, settings, record["datasets"], "complete")
+    _finish(output, settings, record, "complete")
     print((output / "summary.md").read_text())
     print(f"Results written to {output}")
     return 0

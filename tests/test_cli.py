@@ -193,3 +193,15 @@ def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys)
     assert "| seed | target_loss |" in (tmp_path / "summary.md").read_text()
     assert_valid_png(tmp_path / "speed.png")
     assert json.loads((tmp_path / "config.json").read_text())["arguments"]["method"] == "rgd"
+
+
+def test_speed_reports_a_dataset_that_cannot_be_loaded(tmp_path, monkeypatch, capsys):
+    fake_datasets.install(monkeypatch)
+
+    def unreachable(name, *, data_home=None, download=True):
+        raise OSError(f"{name}: the artifact is not cached and download=False")
+
+    monkeypatch.setattr(sys.modules["sk_reweight.datasets"], "load_dataset", unreachable)
+    argv = ["speed", "--dataset", "digits", "--method", "rgd", "--output", str(tmp_path)]
+    assert main(argv) == 1
+    assert "sk-reweight: error: digits: the artifact is not cached" in capsys.readouterr().err

@@ -162,10 +162,12 @@ def prepare_dataset(dataset: Any, max_rows: int | None) -> PreparedDataset:
         "note": "long tail induced" if "_lt" in dataset.name else "",
         "description": getattr(dataset, "description", ""),
     }
-    if len(y) < len(targets[0]):
-        info["note"] = "; ".join(
-            filter(None, [info["note"], f"subsampled from {len(targets[0])} rows"])
-        )
+    subsampled = [
+        f"{part} subsampled from {len(target)} rows"
+        for part, target, kept in zip(("training", "test"), targets, (y, y_test), strict=False)
+        if len(kept) < len(target)
+    ]
+    info["note"] = "; ".join(filter(None, [info["note"], *subsampled]))
     return PreparedDataset(dataset, X, y, X_test, y_test, len(encoder.classes_), info)
 
 

@@ -48,7 +48,9 @@ def test_prepare_dataset_encodes_labels_over_both_splits_and_caps_rows():
     assert data.X.shape == (300, 8, 8)
     assert data.y.dtype == np.int64
     assert data.info["n_rows_available"] == 1500
-    assert "subsampled from 1500 rows" in data.info["note"]
+    assert data.info["note"] == "training subsampled from 1500 rows"
+    both = prepare_dataset(source, max_rows=100).info["note"]
+    assert both == "training subsampled from 1500 rows; test subsampled from 297 rows"
     labels = prepare_dataset(fake_datasets.load_dataset("iris_mixed"), None)
     assert sorted(np.unique(labels.y)) == [0, 1, 2]
     assert labels.X_test is None

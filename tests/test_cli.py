@@ -142,7 +142,7 @@ def test_bench_summary_tables(bench_run):
         for method in ("rgd", "hgb"):
             assert f"| digits_images | {split} | accuracy | erm | {method} | 2 |" in summary
     assert "| digits_images | image | 400 | 297 | 10 |" in summary
-    assert "subsampled from 1500 rows" in summary
+    assert "training subsampled from 1500 rows" in summary
 
 
 def test_bench_plots_and_curves(bench_run):

@@ -10,8 +10,12 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.pipeline import Pipeline
+
+METRICS = ("accuracy", "balanced_accuracy", "log_loss", "macro_f1")
+"""Scores of :func:`classification_scores`; all but ``log_loss`` are better when higher."""
 
 
 def with_random_state(model: BaseEstimator, seed: int) -> BaseEstimator:
@@ -54,6 +58,33 @@ def cross_validate_methods(
                 {"fold": fold, "method": name, "accuracy": accuracy, "fit_seconds": fit_seconds}
             )
     return pd.DataFrame(rows)
+
+
+def classification_scores(
+    y_true: ArrayLike, proba: NDArray[np.floating], labels: ArrayLike
+) -> dict[str, float]:
+    """Accuracy, balanced accuracy, log-loss and macro-F1 of predicted probabilities.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    proba : ndarray of shape (n_samples, n_classes)
+        Predicted probabilities, columns ordered as ``labels``.
+    labels : array-like of shape (n_classes,)
+        Every class of the dataset, so that the log-loss is defined on a test
+        set that lacks some of them.
+    """
+    labels = np.asarray(labels)
+    y_pred = labels[np.argmax(proba, axis=1)]
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
+    }
 
 
 def corrected_ttest(differences: ArrayLike, test_over_train: float) -> float:
@@ -102,29 +133,47 @@ class Comparison:
 def compare_to_baseline(
     scores: NDArray[np.float64], baseline: NDArray[np.float64], test_over_train: float
 ) -> Comparison:
-    """Mean, spread, paired difference, wins/ties/losses and both p-values against ``baseline``."""
+    """Mean, spread, paired difference, wins/ties/losses and both p-values against ``baseline``.
+
+    With fewer than two folds the spread and the p-values are NaN.
+    """
     differences = scores - baseline
-    p_ttest = float(stats.ttest_rel(scores, baseline).pvalue) if differences.any() else 1.0
+    if len(differences) < 2:
+        std = p_ttest = p_corrected = float("nan")
+    else:
+        std = float(scores.std(ddof=1))
+        p_ttest = float(stats.ttest_rel(scores, baseline).pvalue) if differences.any() else 1.0
+        p_corrected = corrected_ttest(differences, test_over_train)
     return Comparison(
         mean=float(scores.mean()),
-        std=float(scores.std(ddof=1)),
+        std=std,
         difference=float(differences.mean()),
         wins=int((differences > 0).sum()),
         ties=int((differences == 0).sum()),
         losses=int((differences < 0).sum()),
         p_ttest=p_ttest,
-        p_corrected=corrected_ttest(differences, test_over_train),
+        p_corrected=p_corrected,
     )
 
 
 def compare_methods(
-    results: pd.DataFrame, baseline: str, test_over_train: float
+    results: pd.DataFrame,
+    baseline: str,
+    test_over_train: float,
+    metric: str = "accuracy",
+    fold_columns: str | list[str] = "fold",
 ) -> dict[str, Comparison]:
-    """:func:`compare_to_baseline` for every method of :func:`cross_validate_methods`'s results."""
-    accuracy = results.pivot(index="fold", columns="method", values="accuracy")
-    reference = accuracy[baseline].to_numpy()
+    """:func:`compare_to_baseline` for every method of :func:`cross_validate_methods`'s results.
+
+    Folds are identified by ``fold_columns`` (e.g. ``["seed", "fold"]`` for
+    repeated cross-validation); only folds that every method finished count.
+    """
+    scores = results.pivot_table(
+        index=fold_columns, columns="method", values=metric, aggfunc="first"
+    ).dropna()
+    reference = scores[baseline].to_numpy()
     return {
-        method: compare_to_baseline(accuracy[method].to_numpy(), reference, test_over_train)
+        method: compare_to_baseline(scores[method].to_numpy(), reference, test_over_train)
         for method in results["method"].unique()
     }
 

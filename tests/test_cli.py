@@ -1,10 +1,35 @@
-"""The command line."""
+"""The command line: argument errors and small end-to-end runs on bundled data."""
 
 from __future__ import annotations
 
+import json
+import sys
+
+import numpy as np
+import pandas as pd
 import pytest
+from matplotlib.image import imread
 
 from sk_reweight.__main__ import main
+
+from . import fake_datasets
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _rais_available() -> bool:
+    try:
+        from sk_reweight import RAISClassifier  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def assert_valid_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    height, width, _ = imread(path).shape
+    assert height > 100
+    assert width > 100
 
 
 def test_demo_prints_a_table_for_both_datasets(capsys):
@@ -17,9 +42,166 @@ def test_demo_prints_a_table_for_both_datasets(capsys):
     assert any("| RGD |" in row for row in rows)
 
 
-@pytest.mark.parametrize("argv", [[], ["train"], ["demo", "--folds", "many"]])
-def test_bad_arguments_exit_with_usage(argv, capsys):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "required: command"),
+        (["train"], "invalid choice: 'train'"),
+        (["demo", "--folds", "many"], "invalid int value"),
+        (["demo", "--threads", "0"], "must be a positive integer, got 0"),
+        (["bench", "--datasets", "covertype"], "unknown dataset(s) covertype; choose from"),
+        (["bench", "--methods", "erm", "xgboost"], "unknown method(s) xgboost; choose from"),
+        (["bench", "--cv", "1"], "--cv must be at least 2"),
+        (["bench", "--seeds", "0"], "must be a positive integer, got 0"),
+        (["bench", "--lr", "-1"], "must be a positive number, got -1"),
+        (["bench", "--no-tune", "--tune", "--threads", "x"], "invalid _positive_int value"),
+        (["speed", "--dataset", "adult_typo"], "unknown dataset adult_typo"),
+        (["speed", "--method", "hgb"], "unknown method hgb; choose from rais, rgd, erm"),
+    ],
+)
+def test_bad_arguments_exit_with_status_2_and_a_message(argv, message, capsys, monkeypatch):
+    fake_datasets.install(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    assert "usage: sk-reweight" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "usage: sk-reweight" in err
+    assert message in err
+
+
+@pytest.mark.skipif(_rais_available(), reason="RAISClassifier is available")
+@pytest.mark.parametrize("argv", [["bench", "--methods", "rais"], ["speed"]])
+def test_rais_unavailable_is_an_argument_error(argv, capsys, monkeypatch):
+    fake_datasets.install(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "RAISClassifier is not available in this version" in capsys.readouterr().err
+
+
+def test_missing_datasets_subpackage_is_an_argument_error(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sk_reweight.datasets", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench"])
+    assert exit_info.value.code == 2
+    assert "sk_reweight.datasets subpackage is not available" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One small tuned run on a mixed-type table and on images with an official test split."""
+    output = tmp_path_factory.mktemp("bench")
+    argv = [
+        "bench",
+        "--datasets", "iris_mixed", "digits_images",
+        "--methods", "erm", "rgd", "hgb",
+        "--cv", "2",
+        "--max-epochs", "2",
+        "--hidden", "16",
+        "--max-rows", "400",
+        "--output", str(output),
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake_datasets.install(monkeypatch)
+        status = main(argv)
+    return status, output
+
+
+def test_bench_writes_one_row_per_fold_method_and_split(bench_run):
+    status, output = bench_run
+    assert status == 0
+    results = pd.read_csv(output / "results.csv")
+    assert list(results.columns) == [
+        "dataset", "seed", "fold", "method", "split", "accuracy", "balanced_accuracy",
+        "log_loss", "macro_f1", "fit_seconds", "total_seconds", "n_train", "n_test", "params",
+    ]  # fmt: skip
+    counts = results.groupby(["dataset", "split"]).size().to_dict()
+    # 2 folds x 3 methods; the images also have their official test split scored.
+    assert counts == {("iris_mixed", "cv"): 6, ("digits_images", "cv"): 6,
+                      ("digits_images", "test"): 6}  # fmt: skip
+    digits = results[results["dataset"] == "digits_images"]
+    assert set(digits.loc[digits["split"] == "test", "n_test"]) == {297}
+    assert set(digits.loc[digits["split"] == "cv", "n_train"]) == {200}
+    assert results[["accuracy", "balanced_accuracy", "macro_f1"]].stack().between(0, 1).all()
+    assert (results["log_loss"] > 0).all()
+    assert (results["total_seconds"] >= results["fit_seconds"]).all()
+    rgd = results[results["method"] == "rgd"]
+    assert all(set(json.loads(params)) == {"lr", "tau"} for params in rgd["params"])
+    assert set(results.loc[results["method"] == "hgb", "params"]) == {"{}"}
+
+
+def test_bench_summary_tables(bench_run):
+    _, output = bench_run
+    results = pd.read_csv(output / "results.csv")
+    summary = (output / "summary.md").read_text()
+    assert "Status: complete." in summary
+    iris_erm = results[(results["dataset"] == "iris_mixed") & (results["method"] == "erm")]
+    mean, std = iris_erm["accuracy"].mean(), iris_erm["accuracy"].std(ddof=1)
+    assert f"| iris_mixed | cv | erm | 2 | {mean:.4f} ± {std:.4f} |" in summary
+    for split in ("cv", "test"):
+        for method in ("rgd", "hgb"):
+            assert f"| digits_images | {split} | accuracy | erm | {method} | 2 |" in summary
+    assert "| digits_images | image | 400 | 297 | 10 |" in summary
+    assert "training subsampled from 1500 rows" in summary
+
+
+def test_bench_plots_and_curves(bench_run):
+    _, output = bench_run
+    assert_valid_png(output / "accuracy.png")
+    for dataset in ("iris_mixed", "digits_images"):
+        assert_valid_png(output / f"curves_{dataset}.png")
+    curves = pd.read_csv(output / "curves.csv")
+    # Two epochs per fold for the networks; gradient boosting has no curve.
+    assert curves.groupby(["dataset", "method"]).size().to_dict() == {
+        ("digits_images", "erm"): 4, ("digits_images", "rgd"): 4,
+        ("iris_mixed", "erm"): 4, ("iris_mixed", "rgd"): 4,
+    }  # fmt: skip
+    assert (curves["epochs_equivalent"] == curves["epoch"]).all()
+
+
+def test_bench_records_its_configuration(bench_run):
+    _, output = bench_run
+    config = json.loads((output / "config.json").read_text())
+    assert config["command"].startswith("sk-reweight bench --datasets iris_mixed digits_images")
+    assert config["arguments"]["cv"] == 2
+    assert config["arguments"]["max_rows"] == 400
+    assert config["arguments"]["budget"]["hidden_layer_sizes"] == [16]
+    assert config["seeds"] == [0]
+    assert config["status"] == "complete"
+    for package in ("python", "numpy", "torch", "scikit-learn", "skorch", "sk_reweight"):
+        assert config["versions"][package]
+    assert "git_commit" in config
+    assert config["torch_threads"] == 1
+    assert [info["name"] for info in config["datasets"]] == ["iris_mixed", "digits_images"]
+    assert config["datasets"][1]["description"] == fake_datasets.DIGITS_IMAGES_DESCRIPTION
+
+
+def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys):
+    fake_datasets.install(monkeypatch)
+    argv = ["speed", "--dataset", "breast_cancer", "--method", "rgd", "--max-epochs", "3",
+            "--hidden", "16", "--seeds", "2", "--output", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "speed: 100%" in capsys.readouterr().err  # the progress bar
+    speed = pd.read_csv(tmp_path / "speed.csv")
+    assert speed["seed"].tolist() == [0, 1]
+    assert np.allclose(speed["speedup"], speed["baseline_seconds"] / speed["seconds_to_target"])
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves.groupby(["method", "seed"]).size().tolist() == [3, 3, 3, 3]
+    assert set(curves["method"]) == {"uniform SGD", "rgd (sgd)"}
+    final = curves[curves["epoch"] == 3].set_index(["method", "seed"])["train_loss"]
+    assert np.allclose(speed["target_loss"], final["uniform SGD"].to_numpy())
+    assert "| seed | target_loss |" in (tmp_path / "summary.md").read_text()
+    assert_valid_png(tmp_path / "speed.png")
+    assert json.loads((tmp_path / "config.json").read_text())["arguments"]["method"] == "rgd"
+
+
+def test_speed_reports_a_dataset_that_cannot_be_loaded(tmp_path, monkeypatch, capsys):
+    fake_datasets.install(monkeypatch)
+
+    def unreachable(name, *, data_home=None, download=True):
+        raise OSError(f"{name}: the artifact is not cached and download=False")
+
+    monkeypatch.setattr(sys.modules["sk_reweight.datasets"], "load_dataset", unreachable)
+    argv = ["speed", "--dataset", "digits", "--method", "rgd", "--output", str(tmp_path)]
+    assert main(argv) == 1
+    assert "sk-reweight: error: digits: the artifact is not cached" in capsys.readouterr().err

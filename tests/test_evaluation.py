@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_reweight import ERMClassifier, RGDClassifier
 from sk_reweight._evaluation import (
+    classification_scores,
     compare_methods,
     compare_to_baseline,
     corrected_ttest,
@@ -88,3 +89,54 @@ def test_markdown_table():
 
     table = markdown_table(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]
+
+
+@given(
+    arrays(np.float64, st.integers(3, 20), elements=st.floats(0, 1, allow_nan=False)),
+    st.data(),
+)
+def test_uncorrected_limit_is_scipys_paired_t_test(baseline, data):
+    scores = data.draw(arrays(np.float64, len(baseline), elements=st.floats(0, 1)))
+    differences = scores - baseline
+    if differences.var(ddof=1) < 1e-12:
+        return
+    expected = stats.ttest_rel(scores, baseline).pvalue
+    assert corrected_ttest(differences, 0.0) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_classification_scores_by_hand():
+    y_true = np.array([0, 0, 1, 2])
+    proba = np.array(
+        [[0.8, 0.1, 0.1, 0], [0.3, 0.6, 0.1, 0], [0.2, 0.7, 0.1, 0], [0.1, 0.1, 0.8, 0]]
+    )
+    scores = classification_scores(y_true, proba, labels=[0, 1, 2, 3])
+    assert scores["accuracy"] == pytest.approx(3 / 4)
+    # Recalls: class 0 1/2, class 1 1/1, class 2 1/1 (class 3 absent from y_true).
+    assert scores["balanced_accuracy"] == pytest.approx((0.5 + 1 + 1) / 3)
+    expected_log_loss = -np.mean(np.log([0.8, 0.3, 0.7, 0.8]))
+    assert scores["log_loss"] == pytest.approx(expected_log_loss)
+    # F1: class 0 2/3 (p=1, r=1/2), class 1 2/3 (p=1/2, r=1), class 2 1, class 3 0.
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1 + 0) / 4)
+
+
+def test_compare_methods_pairs_repeated_folds_and_skips_unfinished_ones():
+    import pandas as pd
+
+    rows = [
+        {"seed": s, "fold": f, "method": m, "accuracy": a, "log_loss": 0.0}
+        for (s, f, m, a) in [
+            (0, 0, "erm", 0.80),
+            (0, 0, "rgd", 0.82),
+            (0, 1, "erm", 0.70),
+            (0, 1, "rgd", 0.70),
+            (1, 0, "erm", 0.90),
+            (1, 0, "rgd", 0.85),
+            (1, 1, "erm", 0.60),  # rgd never finished this fold
+        ]
+    ]
+    comparisons = compare_methods(pd.DataFrame(rows), "erm", 0.5, "accuracy", ["seed", "fold"])
+    rgd = comparisons["rgd"]
+    assert (rgd.wins, rgd.ties, rgd.losses) == (1, 1, 1)
+    assert rgd.difference == pytest.approx((0.02 + 0.0 - 0.05) / 3)
+    assert rgd.p_corrected == pytest.approx(corrected_ttest([0.02, 0.0, -0.05], 0.5))
+    assert comparisons["erm"].mean == pytest.approx(0.8)

@@ -1,0 +1,319 @@
+"""The methods a benchmark compares: a registry of unfitted scikit-learn models.
+
+Each entry builds, for one dataset, the classifier a user would fit: the
+package's ERM / RGD / RAIS estimators, and the choices a tabular user would
+make instead (plain skorch, scikit-learn's MLPClassifier, histogram gradient
+boosting). Every neural network gets the same architecture, optimizer,
+minibatch size and epoch budget (a :class:`Budget`), so that their differences
+come from the training method. With tuning, the paper's protocol is applied:
+a small grid (the learning rate of every network, RGD's clip level ``tau``) is
+searched on an inner stratified validation split of the training data, and the
+best configuration is refit on all of it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, StratifiedShuffleSplit
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from skorch import NeuralNetClassifier
+
+from ._erm import ERMClassifier
+from ._modules import default_module
+from ._rgd import RGDClassifier
+
+CLASSIFIER_STEP = "classifier"
+"""Name of the classifier step in every model's Pipeline (the prefix of the tuning grids)."""
+
+
+class MethodUnavailableError(ValueError):
+    """A registered method cannot be built with the installed version of the package."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every neural network of a benchmark shares.
+
+    The defaults are a two-layer MLP of 256 units (for images: the package's
+    small CNN with a 256-unit head), Adam at learning rate 1e-3 (the methods
+    trained by SGD with momentum 0.9, RAIS and ERM-SGD, at ``sgd_lr``),
+    minibatches of 256 examples and 50 epochs without early stopping.
+    """
+
+    hidden_layer_sizes: tuple[int, ...] = (256, 256)
+    lr: float = 1e-3
+    sgd_lr: float = 0.03
+    batch_size: int = 256
+    max_epochs: int = 50
+    device: str = "cpu"
+    lr_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    sgd_lr_grid: tuple[float, ...] = (0.01, 0.03, 0.1)
+    tau_grid: tuple[float, ...] = (0.5, 1.0, 3.0)
+
+
+def as_dense_float32(X: ArrayLike) -> NDArray[np.float32]:
+    """A dense float32 array: what a torch network (and gradient boosting) is fed."""
+    if sparse.issparse(X):
+        X = X.toarray()
+    return np.asarray(X, dtype=np.float32)
+
+
+def flatten_images(X: ArrayLike) -> NDArray[np.float32]:
+    """Images ``(n, ...)`` as rows of pixels ``(n, n_pixels)`` for models without convolutions."""
+    X = np.asarray(X, dtype=np.float32)
+    return X.reshape(len(X), -1)
+
+
+def add_channel_axis(X: ArrayLike) -> NDArray[np.float32]:
+    """Grey images ``(n, H, W)`` as ``(n, 1, H, W)``, the layout of a torch convolution."""
+    X = np.asarray(X, dtype=np.float32)
+    return X[:, None] if X.ndim == 3 else X
+
+
+class PlainSkorchClassifier(NeuralNetClassifier):
+    """skorch's NeuralNetClassifier as a tabular user would set it up.
+
+    The network is the package's default one (``module__hidden_layer_sizes``,
+    ``module__n_classes``); its input shape is read from ``X`` at every fit.
+    Labels must be ``0 .. n_classes - 1``: skorch predicts class indices.
+    """
+
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None, **fit_params):
+        self.set_params(module__input_shape=tuple(np.shape(X)[1:]))
+        return super().fit(X, y, **fit_params)
+
+
+def _package_network(
+    classifier: type[BaseEstimator], optimizer: str = "adam"
+) -> Callable[[str, int, Budget], BaseEstimator]:
+    """Builder of one of the package's classifiers with the shared budget and ``optimizer``."""
+
+    def build(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+        return classifier(
+            hidden_layer_sizes=budget.hidden_layer_sizes,
+            optimizer=optimizer,
+            lr=budget.sgd_lr if optimizer == "sgd" else budget.lr,
+            momentum=0.9,
+            batch_size=budget.batch_size,
+            max_epochs=budget.max_epochs,
+            device=budget.device,
+        )
+
+    return build
+
+
+def _rais_classifier() -> type[BaseEstimator]:
+    try:
+        from . import RAISClassifier
+    except ImportError as exc:
+        raise MethodUnavailableError("RAISClassifier is not available in this version") from exc
+    return RAISClassifier
+
+
+def _rais(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+    """RAISClassifier with its default optimizer (SGD, momentum 0.9) and the shared budget."""
+    return _package_network(_rais_classifier(), "sgd")(kind, n_classes, budget)
+
+
+def _skorch(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+    return PlainSkorchClassifier(
+        module=default_module,
+        module__n_classes=n_classes,
+        module__hidden_layer_sizes=budget.hidden_layer_sizes,
+        module__dropout=0.0,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=budget.lr,
+        batch_size=budget.batch_size,
+        max_epochs=budget.max_epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=budget.device,
+        verbose=0,
+    )
+
+
+def _mlp(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+    # n_iter_no_change = max_iter: the full epoch budget, as for the other networks.
+    return MLPClassifier(
+        hidden_layer_sizes=budget.hidden_layer_sizes,
+        solver="adam",
+        learning_rate_init=budget.lr,
+        batch_size=budget.batch_size,
+        max_iter=budget.max_epochs,
+        n_iter_no_change=budget.max_epochs,
+    )
+
+
+def _hgb(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+    return HistGradientBoostingClassifier()
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method.
+
+    Attributes
+    ----------
+    label : str
+        Name in tables and plots.
+    build : callable
+        ``build(kind, n_classes, budget)``: the unfitted classifier (without
+        preprocessing) for a dataset of ``kind`` ``'tabular'`` or ``'image'``.
+    grid : callable
+        ``grid(budget)``: the classifier's tuning grid (parameter names
+        without the pipeline prefix); empty for untuned methods.
+    seed_parameter : str or None
+        The classifier's seed parameter; None when it has none (plain skorch
+        draws from torch's global generator, which the benchmark seeds).
+    convolutional : bool
+        Whether the classifier takes images ``(n, H, W)`` as they are (else
+        they are flattened to rows of pixels).
+    """
+
+    label: str
+    build: Callable[[str, int, Budget], BaseEstimator]
+    grid: Callable[[Budget], dict[str, list]] = field(default=lambda budget: {})
+    seed_parameter: str | None = "random_state"
+    convolutional: bool = False
+
+
+def _lr_grid(budget: Budget) -> dict[str, list]:
+    return {"lr": list(budget.lr_grid)}
+
+
+def _sgd_lr_grid(budget: Budget) -> dict[str, list]:
+    return {"lr": list(budget.sgd_lr_grid)}
+
+
+def _rgd_grid(budget: Budget) -> dict[str, list]:
+    return {"lr": list(budget.lr_grid), "tau": list(budget.tau_grid)}
+
+
+METHODS: dict[str, Method] = {
+    "erm": Method("ERM", _package_network(ERMClassifier), _lr_grid, convolutional=True),
+    "rgd": Method("RGD", _package_network(RGDClassifier), _rgd_grid, convolutional=True),
+    "rais": Method("RAIS", _rais, _sgd_lr_grid, convolutional=True),
+    "erm_sgd": Method(
+        "ERM (SGD)", _package_network(ERMClassifier, "sgd"), _sgd_lr_grid, convolutional=True
+    ),
+    "skorch": Method("skorch", _skorch, _lr_grid, seed_parameter=None, convolutional=True),
+    "mlp": Method(
+        "sklearn MLP", _mlp, lambda budget: {"learning_rate_init": list(budget.lr_grid)}
+    ),
+    "hgb": Method("HistGradientBoosting", _hgb),
+}
+"""Registry of benchmark methods by command-line name."""
+
+BASELINES = ("erm", "erm_sgd")
+"""The methods every other one is tested against, when they are part of a run: ERM with Adam,
+and ERM with SGD (momentum 0.9), the like-for-like baseline of RAIS."""
+
+
+def check_available(name: str) -> None:
+    """Raise :class:`MethodUnavailableError` when method ``name`` cannot be built here."""
+    METHODS[name].build("tabular", 2, Budget())
+
+
+def make_model(
+    name: str,
+    kind: str,
+    n_classes: int,
+    preprocessor: BaseEstimator | None,
+    budget: Budget,
+    seed: int,
+    tune: bool,
+) -> BaseEstimator:
+    """The unfitted model of method ``name`` for one dataset and fold.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+    kind : {'tabular', 'image'}
+        The dataset's kind.
+    n_classes : int
+        Number of classes; labels must be encoded as ``0 .. n_classes - 1``.
+    preprocessor : transformer or None
+        Fresh, unfitted preprocessing (tabular data), fitted inside the model
+        on each training set.
+    budget : Budget
+        Network, optimizer and epochs shared by the neural networks.
+    seed : int
+        The classifier's ``random_state`` (and the inner split's).
+    tune : bool
+        Wrap the pipeline in a GridSearchCV over the method's grid on one
+        stratified 80/20 split of the training data.
+
+    Returns
+    -------
+    model : Pipeline or GridSearchCV
+    """
+    method = METHODS[name]
+    classifier = method.build(kind, n_classes, budget)
+    if method.seed_parameter is not None:
+        classifier.set_params(**{method.seed_parameter: seed})
+    steps: list[tuple[str, BaseEstimator]] = []
+    if preprocessor is not None:
+        steps.append(("preprocess", preprocessor))
+    if kind == "image":
+        reshape = add_channel_axis if method.convolutional else flatten_images
+        steps.append(("reshape", FunctionTransformer(reshape)))
+    else:
+        steps.append(("dense", FunctionTransformer(as_dense_float32)))
+    steps.append((CLASSIFIER_STEP, classifier))
+    model = Pipeline(steps)
+    grid = method.grid(budget)
+    if not (tune and grid):
+        return model
+    return GridSearchCV(
+        model,
+        {f"{CLASSIFIER_STEP}__{key}": values for key, values in grid.items()},
+        cv=StratifiedShuffleSplit(n_splits=1, test_size=0.2, random_state=seed),
+        error_score="raise",
+    )
+
+
+def chosen_parameters(model: BaseEstimator) -> dict:
+    """The tuned parameters of a fitted :func:`make_model` (without prefixes); empty if untuned."""
+    if not isinstance(model, GridSearchCV):
+        return {}
+    prefix = f"{CLASSIFIER_STEP}__"
+    return {key.removeprefix(prefix): value for key, value in model.best_params_.items()}
+
+
+def fitted_classifier(model: BaseEstimator) -> BaseEstimator:
+    """The fitted classifier inside a fitted :func:`make_model`."""
+    if isinstance(model, GridSearchCV):
+        model = model.best_estimator_
+    return model[-1]
+
+
+def refit_seconds(model: BaseEstimator, fit_seconds: float) -> float:
+    """Seconds the final model took to train: GridSearchCV's refit time, or the whole fit."""
+    return float(model.refit_time_) if isinstance(model, GridSearchCV) else fit_seconds
+
+
+def quiet_fit(model: BaseEstimator, X: ArrayLike, y: ArrayLike) -> BaseEstimator:
+    """Fit ``model`` without the MLPClassifier warnings that the shared budget makes expected.
+
+    They say that it used its whole epoch budget (ConvergenceWarning) and that
+    it clipped a batch size larger than the training set, as the package's
+    classifiers do silently.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "Got `batch_size` less than 1 or larger", UserWarning)
+        return model.fit(X, y)

@@ -144,28 +144,18 @@ def _check_names(parser: argparse.ArgumentParser, kind: str, names, known) -> No
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check dataset and method names (exit status 2 with a message, as argparse does)."""
     from ._bench import list_datasets
-    from ._methods import METHODS, MethodUnavailableError, check_available
+    from ._methods import METHODS
     from ._speed import SPEED_METHODS
 
-    try:
-        known_datasets = list_datasets()
-    except ImportError:
-        parser.error("the sk_reweight.datasets subpackage is not available in this version")
+    known_datasets = list_datasets()
     if args.command == "bench":
         _check_names(parser, "dataset(s)", args.datasets, known_datasets)
         _check_names(parser, "method(s)", args.methods, list(METHODS))
         if args.cv < 2:
             parser.error("--cv must be at least 2")
-        methods = args.methods
     else:
         _check_names(parser, "dataset", [args.dataset], known_datasets)
         _check_names(parser, "method", [args.method], list(SPEED_METHODS))
-        methods = [args.method]
-    for name in methods:
-        try:
-            check_available(name)
-        except MethodUnavailableError as exc:
-            parser.error(f"--method {name}: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -164,10 +164,10 @@ class ReweightingNet(NeuralNet):
     epoch per epoch). :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d`
     layers weight their training statistics by the policy's
     :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is
-    the *unreweighted* (sample-weighted) mean cross-entropy of the drawn
-    examples, so that curves of RGD and ERM are comparable; under importance
-    sampling the drawn examples over-represent hard ones, so RAIS's
-    ``train_loss`` is higher than its loss on the training set.
+    the sample-weighted mean cross-entropy of the drawn examples without the
+    policy's loss multipliers, but with the importance weights of
+    non-uniform sampling: an unbiased estimate of the training loss for every
+    policy, so that their curves are comparable.
 
     Parameters
     ----------
@@ -268,7 +268,8 @@ class ReweightingNet(NeuralNet):
         if not self.module_.training:
             self._set_training(True)
         X, (y, sample_weight, indices) = batch
-        with example_weights(self._weighted_layers, self.policy.sampling_weights()):
+        importance = self.policy.sampling_weights()
+        with example_weights(self._weighted_layers, importance):
             logits = self.infer(X, **fit_params)
         losses = self.criterion_(logits, y)
         detached = losses.detach()
@@ -280,7 +281,7 @@ class ReweightingNet(NeuralNet):
         objective.backward()
         if example_weight is None:
             return {"loss": objective.detach(), "y_pred": logits}
-        loss = weighted_mean_loss(detached, sample_weight, total_weight=total_weight)
+        loss = weighted_mean_loss(detached, sample_weight, importance, total_weight)
         return {"loss": loss, "y_pred": logits}
 
     def get_loss(

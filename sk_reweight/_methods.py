@@ -32,14 +32,11 @@ from skorch import NeuralNetClassifier
 
 from ._erm import ERMClassifier
 from ._modules import default_module
+from ._rais import RAISClassifier
 from ._rgd import RGDClassifier
 
 CLASSIFIER_STEP = "classifier"
 """Name of the classifier step in every model's Pipeline (the prefix of the tuning grids)."""
-
-
-class MethodUnavailableError(ValueError):
-    """A registered method cannot be built with the installed version of the package."""
 
 
 @dataclass(frozen=True)
@@ -114,17 +111,9 @@ def _package_network(
     return build
 
 
-def _rais_classifier() -> type[BaseEstimator]:
-    try:
-        from . import RAISClassifier
-    except ImportError as exc:
-        raise MethodUnavailableError("RAISClassifier is not available in this version") from exc
-    return RAISClassifier
-
-
 def _rais(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
     """RAISClassifier with its default optimizer (SGD, momentum 0.9) and the shared budget."""
-    return _package_network(_rais_classifier(), "sgd")(kind, n_classes, budget)
+    return _package_network(RAISClassifier, "sgd")(kind, n_classes, budget)
 
 
 def _skorch(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
@@ -220,11 +209,6 @@ METHODS: dict[str, Method] = {
 BASELINES = ("erm", "erm_sgd")
 """The methods every other one is tested against, when they are part of a run: ERM with Adam,
 and ERM with SGD (momentum 0.9), the like-for-like baseline of RAIS."""
-
-
-def check_available(name: str) -> None:
-    """Raise :class:`MethodUnavailableError` when method ``name`` cannot be built here."""
-    METHODS[name].build("tabular", 2, Budget())
 
 
 def make_model(

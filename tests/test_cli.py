@@ -17,14 +17,6 @@ from . import fake_datasets
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _rais_available() -> bool:
-    try:
-        from sk_reweight import RAISClassifier  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def assert_valid_png(path):
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     height, width, _ = imread(path).shape
@@ -67,24 +59,6 @@ def test_bad_arguments_exit_with_status_2_and_a_message(argv, message, capsys, m
     err = capsys.readouterr().err
     assert "usage: sk-reweight" in err
     assert message in err
-
-
-@pytest.mark.skipif(_rais_available(), reason="RAISClassifier is available")
-@pytest.mark.parametrize("argv", [["bench", "--methods", "rais"], ["speed"]])
-def test_rais_unavailable_is_an_argument_error(argv, capsys, monkeypatch):
-    fake_datasets.install(monkeypatch)
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    assert "RAISClassifier is not available in this version" in capsys.readouterr().err
-
-
-def test_missing_datasets_subpackage_is_an_argument_error(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sk_reweight.datasets", None)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["bench"])
-    assert exit_info.value.code == 2
-    assert "sk_reweight.datasets subpackage is not available" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

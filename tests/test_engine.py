@@ -193,3 +193,28 @@ def test_weight_statistics_summarise_and_reset():
     statistics.update(torch.tensor([4.0]))
     assert statistics.summary("w") == {"w_min": 1.0, "w_mean": pytest.approx(7 / 3), "w_max": 4.0}
     assert statistics.summary()["weight_mean"] == 1.0
+
+
+class ImportancePolicy(MinibatchPolicy):
+    """Fixed importance weights, as a sampling policy would report them."""
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def sampling_weights(self):
+        return self.weights
+
+    def loss_weights(self, step):
+        return 2 * self.weights
+
+
+def test_reported_loss_is_importance_weighted_without_the_loss_multipliers():
+    dataset = make_dataset()
+    weights = torch.linspace(0.5, 2.0, 16)
+    net = make_net(ImportancePolicy(weights), dataset).initialize()
+    X, (y, sample_weight, indices) = dataset[torch.arange(16)]
+    step = net.train_step_single((X, (y, sample_weight, indices)))
+    with torch.no_grad():
+        losses = nn.functional.cross_entropy(net.module_(X), y, reduction="none")
+    expected = (sample_weight * weights * losses).sum() / sample_weight.sum()
+    torch.testing.assert_close(step["loss"], expected)

@@ -11,7 +11,6 @@ from sk_reweight import ERMClassifier, RGDClassifier
 from sk_reweight._methods import (
     METHODS,
     Budget,
-    MethodUnavailableError,
     PlainSkorchClassifier,
     chosen_parameters,
     fitted_classifier,
@@ -24,15 +23,7 @@ from .fake_datasets import load_dataset
 BUDGET = Budget(hidden_layer_sizes=(16,), max_epochs=2, lr_grid=(1e-3, 1e-2), tau_grid=(1.0,))
 
 
-def _rais_available() -> bool:
-    try:
-        from sk_reweight import RAISClassifier  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.parametrize("name", [name for name in METHODS if name != "rais"])
+@pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_fits_mixed_tabular_data_and_images(name):
     for dataset in ("iris_mixed", "digits_images"):
         data = load_dataset(dataset)
@@ -98,9 +89,3 @@ def test_tuning_searches_the_grid_on_an_inner_split_and_reports_the_choice(breas
         make_model("hgb", "tabular", 2, None, BUDGET, 0, tune=True), GridSearchCV
     )
     assert chosen_parameters(make_model("erm", "tabular", 2, None, BUDGET, 0, tune=False)) == {}
-
-
-@pytest.mark.skipif(_rais_available(), reason="RAISClassifier is available")
-def test_rais_gives_a_clear_error_when_unavailable():
-    with pytest.raises(MethodUnavailableError, match="RAISClassifier is not available"):
-        make_model("rais", "tabular", 2, None, BUDGET, seed=0, tune=False)

@@ -211,6 +211,39 @@ def fit_and_record(model, method: str, dataset: str, seed: int, split) -> pd.Dat
     return frame
 
 
+def plot_curves(frame: pd.DataFrame, path: Path) -> None:
+    """Full training loss and test accuracy against epochs, epochs equivalent and wall-clock."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    clocks = [("epoch", "epochs"), ("epochs_equivalent", "epochs equivalent"), ("seconds", "s")]
+    figure, axes = plt.subplots(
+        2 * len(datasets), 3, figsize=(13, 5.2 * len(datasets)), squeeze=False
+    )
+    colours = dict(zip(dict.fromkeys(frame["method"]), ["C0", "C3", "C2"], strict=False))
+    for row, dataset in enumerate(datasets):
+        runs = frame[frame["dataset"] == dataset]
+        for column, (clock, label) in enumerate(clocks):
+            for (method, seed), run in runs.groupby(["method", "seed"], sort=False):
+                style = {"color": colours[method], "alpha": 0.8}
+                legend = method if seed == runs["seed"].min() else None
+                axes[2 * row, column].plot(
+                    run[clock], run["full_train_loss"], label=legend, **style
+                )
+                axes[2 * row + 1, column].plot(run[clock], 100 * run["test_accuracy"], **style)
+            axes[2 * row, column].set(yscale="log", xlabel=label, title=dataset)
+            axes[2 * row + 1, column].set(xlabel=label)
+        axes[2 * row, 0].set_ylabel("full training loss")
+        axes[2 * row + 1, 0].set_ylabel("test accuracy (%)")
+        axes[2 * row, 0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def _ratio_text(ratios: list[float]) -> str:
     finite = [r for r in ratios if np.isfinite(r)]
     never = len(ratios) - len(finite)
@@ -237,9 +270,13 @@ def main() -> None:
     parser.add_argument(
         "--summarise", type=Path, default=None, help="only print the summary of a curves CSV"
     )
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves")
     args = parser.parse_args()
     if args.summarise is not None:
-        print(markdown_table(pd.DataFrame(summarise(pd.read_csv(args.summarise)))))
+        frame = pd.read_csv(args.summarise)
+        print(markdown_table(pd.DataFrame(summarise(frame))))
+        if args.plot is not None:
+            plot_curves(frame, args.plot)
         return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -287,6 +324,8 @@ def main() -> None:
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.output, index=False)
+    if args.plot is not None:
+        plot_curves(frame, args.plot)
 
 
 if __name__ == "__main__":

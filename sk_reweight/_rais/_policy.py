@@ -156,9 +156,10 @@ class RAISPolicy(MinibatchPolicy):
             self._executor.shutdown()
         self.final_probabilities = self.probabilities()
         self.probe.release()
-        # Training data, histories and (PT) records are not part of the fitted model.
+        # Training data, histories, scores and (PT) records are not part of the fitted model.
         self.module = self.dataset = self.records = self.probe = self.history = None
-        self._executor = None
+        self.relative_weight = self._estimate = self._uncertainty = self._scores = None
+        self._batch_weights = self._executor = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+PANELS_PER_ROW = 4
+"""Datasets side by side in :func:`plot_scores` before it starts a new row."""
+
 CURVE_AXES = {
     "epoch": "epochs",
     "epochs_equivalent": "epochs equivalent",
@@ -18,13 +21,18 @@ CURVE_AXES = {
 def plot_scores(results: pd.DataFrame, path: Path, metric: str = "accuracy") -> None:
     """Bars of ``metric`` per method (mean over folds, standard deviation as error bars).
 
-    One panel per dataset; one bar group per split (``cv``, and ``test`` when
-    the dataset has an official test set).
+    One panel per dataset, at most ``PANELS_PER_ROW`` to a row; one bar group
+    per split (``cv``, and ``test`` when the dataset has an official test set).
     """
     datasets = list(dict.fromkeys(results["dataset"]))
-    figure = Figure(figsize=(max(4.0, 1.2 * results["method"].nunique()) * len(datasets), 4))
-    axes = figure.subplots(1, len(datasets), squeeze=False)[0]
-    for ax, dataset in zip(axes, datasets, strict=True):
+    n_columns = min(len(datasets), PANELS_PER_ROW)
+    n_rows = -(-len(datasets) // n_columns)
+    panel_width = max(4.0, 1.2 * results["method"].nunique())
+    figure = Figure(figsize=(panel_width * n_columns, 4 * n_rows))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
+    for ax in axes[len(datasets) :]:
+        ax.set_visible(False)
+    for ax, dataset in zip(axes, datasets, strict=False):
         frame = results[results["dataset"] == dataset]
         methods = list(dict.fromkeys(frame["method"]))
         splits = list(dict.fromkeys(frame["split"]))

@@ -9,6 +9,7 @@ that decides which examples are drawn and how their losses are weighted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -208,7 +209,9 @@ class ReweightingNet(NeuralNet):
 
         Unlike skorch's loop, batch losses are summed on the device and read
         back once per epoch, so the loop never waits for the device and keeps
-        no per-batch records (``history[-1, 'batches']`` is empty).
+        no per-batch records (``history[-1, 'batches']`` is empty). A
+        non-finite training loss raises :class:`FloatingPointError` rather
+        than leaving a network that predicts NaN.
         """
         if iterator is None:
             return
@@ -221,8 +224,14 @@ class ReweightingNet(NeuralNet):
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             n_examples += batch_size
             self.notify("on_batch_end", batch=batch, training=training, **step)
+        mean_loss = loss_sum.item() / n_examples
+        if training and not math.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"training diverged in epoch {len(self.history)}: the training loss is "
+                f"{mean_loss}. Lower lr (or scale the inputs)."
+            )
         self.history.record(f"{prefix}_batch_count", len(iterator))
-        self.history.record(f"{prefix}_loss", loss_sum.item() / n_examples)
+        self.history.record(f"{prefix}_loss", mean_loss)
 
     def get_iterator(self, dataset: TensorDataset, training: bool = False) -> TensorBatches:
         return TensorBatches(

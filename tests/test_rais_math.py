@@ -386,3 +386,17 @@ def test_weighted_batch_norm_with_equal_weights_is_batch_norm():
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(running[0], expected_running[0])
     torch.testing.assert_close(running[1], expected_running[1])
+
+
+def test_non_finite_scores_stop_sampling_with_a_clear_error():
+    X, y, sample_weight, module = tiny_problem()
+    policy = RAISPolicy(grad_norm="logits")
+    policy.reset(len(X), torch.Generator().manual_seed(0), torch.device("cpu"))
+    policy.begin_training(module, TensorDataset(X, y, sample_weight))
+    policy.epochs_started = 1  # past the uniform first epoch
+    policy._solve_attempted = True
+    policy.history.features[2] = float("nan")
+    policy._c, policy._d = torch.ones(len(FEATURE_NAMES)), torch.ones(len(FEATURE_NAMES))
+    policy._refresh_scores()
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        next(policy.epoch_batches(2))

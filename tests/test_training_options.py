@@ -10,7 +10,7 @@ import torch
 from sklearn.utils import compute_sample_weight
 from skorch.callbacks import Callback
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 from sk_reweight._schedules import cosine_schedule
 
 from .conftest import FAST
@@ -214,3 +214,11 @@ def test_dropout_is_active_in_training_only(breast_cancer):
     assert [d.p for d in dropouts] == [0.5, 0.5]
     np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
     assert model.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("Classifier", [ERMClassifier, RGDClassifier, RAISClassifier])
+def test_divergence_is_a_clear_error_not_nan_predictions(Classifier, breast_cancer):
+    X, y = breast_cancer
+    model = Classifier(**{**FAST, "optimizer": "sgd", "lr": 1e12})
+    with pytest.raises(FloatingPointError, match=r"training diverged in epoch 1.*Lower lr"):
+        model.fit(X * 1e3, y)

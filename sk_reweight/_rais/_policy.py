@@ -231,9 +231,16 @@ class RAISPolicy(MinibatchPolicy):
             if not self.oracle:
                 self._refresh_uncertainty_set(batch_size)
             scores = self._current_scores()
+            total = scores.sum()
+            if not torch.isfinite(total):
+                raise FloatingPointError(
+                    "RAIS recorded non-finite gradient norms: training diverged. Lower lr "
+                    "(with lr_scaling=True the step is lr times the gain ratio, up to "
+                    "batch_size times lr)."
+                )
             indices = draw_minibatch(scores, n_drawn, self.sampler)
             self._scores = scores
-            self._batch_weights = scores.sum() / (self.n_samples * scores[indices])
+            self._batch_weights = total / (self.n_samples * scores[indices])
             yield indices
             self._advance(n_drawn)
 

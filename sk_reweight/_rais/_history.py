@@ -58,20 +58,25 @@ def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
     """
     n_examples, length = history.shape
     # Sums of the last j values (j = 1..16) by a cumulative sum from the newest end; each
-    # window w reads the sum of its min(w, count) valid values.
+    # window w reads the sum of its min(w, count) valid values. The values are taken relative
+    # to the newest one, which leaves the variances unchanged and keeps E[x^2] - E[x]^2 free
+    # of cancellation when the norms barely vary.
     newest_first = history.flip(1)
-    sums = newest_first.cumsum(dim=1)
-    square_sums = newest_first.square().cumsum(dim=1)
+    newest = newest_first[:, :1]
+    relative = newest_first - newest
+    sums = relative.cumsum(dim=1)
+    square_sums = relative.square().cumsum(dim=1)
     windows = torch.tensor(WINDOWS, device=history.device)
     valid = torch.minimum(counts.clamp(max=length).unsqueeze(1), windows)
     column = (valid - 1).clamp_min(0)
     size = valid.clamp_min(1).to(history.dtype)
     empty = valid == 0
-    means = (sums.gather(1, column) / size).masked_fill(empty, 0.0)
+    relative_means = sums.gather(1, column) / size
+    means = (newest + relative_means).masked_fill(empty, 0.0)
     first = WINDOWS.index(SPREAD_WINDOWS[0])
     mean_squares = square_sums.gather(1, column[:, first:]) / size[:, first:]
     mean_squares = mean_squares.masked_fill(empty[:, first:], 0.0)
-    variances = (mean_squares - means[:, first:].square()).clamp_min(0.0)
+    variances = (mean_squares - relative_means[:, first:].square()).clamp_min(0.0)
     bias = torch.ones(n_examples, 1, dtype=history.dtype, device=history.device)
     return torch.cat([means, variances, variances.sqrt(), bias], dim=1)
 

@@ -160,8 +160,13 @@ def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys)
     assert speed["seed"].tolist() == [0, 1]
     assert np.allclose(speed["speedup"], speed["baseline_seconds"] / speed["seconds_to_target"])
     curves = pd.read_csv(tmp_path / "curves.csv")
-    assert curves.groupby(["method", "seed"]).size().tolist() == [3, 3, 3, 3]
-    assert set(curves["method"]) == {"uniform SGD", "rgd (sgd)"}
+    runs = curves.groupby(["method", "seed"]).size()
+    assert set(curves["method"]) == {"uniform SGD", "rgd (sgd)", "uniform SGD, method's epochs"}
+    # The compressed baseline runs as many epochs as the method did (here all of them).
+    assert (runs["uniform SGD, method's epochs"] == runs["rgd (sgd)"]).all()
+    compressed = curves[curves["method"] == "uniform SGD, method's epochs"]
+    last = compressed.groupby("seed")["train_loss"].last().to_numpy()
+    assert np.allclose(speed["compressed_final_loss"], last)
     final = curves[curves["epoch"] == 3].set_index(["method", "seed"])["train_loss"]
     assert np.allclose(speed["target_loss"], final["uniform SGD"].to_numpy())
     assert "| seed | target_loss |" in (tmp_path / "summary.md").read_text()

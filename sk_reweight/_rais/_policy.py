@@ -259,11 +259,17 @@ class RAISPolicy(MinibatchPolicy):
     # -------------------------------------------------------------- a step
 
     def loss_weights(self, step: TrainingStep) -> Tensor | None:
-        gradients = self.probe.gradients(step.inputs, step.logits, step.targets)
         relative_weight = self.relative_weight[step.indices]
-        norms = gradients.norms * relative_weight
         n_drawn = len(step.indices)
         self._drawn += n_drawn
+        # The engine divides by the batch's summed sample weights; this factor makes the step
+        # (1/M) sum_i (u_i / mean u) l_i / (n p_i), unbiased for the weighted mean loss.
+        unbiased = relative_weight.sum() / n_drawn
+        if self.oracle:
+            # The oracle measured every example before drawing: nothing to record.
+            return self._batch_weights * unbiased
+        gradients = self.probe.gradients(step.inputs, step.logits, step.targets)
+        norms = gradients.norms * relative_weight
         if self._batch_weights is None:
             coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
             self._record(step.indices, norms, torch.ones_like(norms))
@@ -275,14 +281,11 @@ class RAISPolicy(MinibatchPolicy):
             features = self.history.features[step.indices]
             scale = outlier_scale(features, norms, self._c, self._d, self.outlier_threshold)
             self._outliers += (scale < 1).sum()
-        if not self.oracle:
-            self._record(step.indices, norms, importance)
+        self._record(step.indices, norms, importance)
         multipliers = importance * scale
         coefficients = relative_weight * multipliers / n_drawn
         self._update_gain(gradients, norms * scale, importance, coefficients)
-        # The engine divides by the batch's summed sample weights; this makes the step
-        # (1/M) sum_i (u_i / mean u) l_i / (n p_i), unbiased for the weighted mean loss.
-        return multipliers * (relative_weight.sum() / n_drawn)
+        return multipliers * unbiased
 
     def _record(self, indices: Tensor, norms: Tensor, importance: Tensor) -> None:
         """Keep the draws for (PT) with their current features, then update the histories."""
@@ -299,8 +302,6 @@ class RAISPolicy(MinibatchPolicy):
         importance: Tensor,
         coefficients: Tensor,
     ) -> None:
-        if self.oracle:
-            return
         batch_gradient = gradients.weighted_sum(coefficients)
         self._gain.update(norms, importance, batch_gradient.square().sum())
         self._ratio = self._gain.ratio

@@ -29,6 +29,7 @@ from sk_reweight._rais._history import (
 from sk_reweight._rais._norms import GradientProbe, exact_gradients, logit_gradients
 from sk_reweight._rais._policy import RAISPolicy, draw_minibatch
 from sk_reweight._rais._uncertainty import (
+    SOLVERS,
     SolverError,
     outlier_scale,
     robust_scores,
@@ -122,12 +123,14 @@ def pt_records(seed, n=300):
     return features, norms, weights
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("seed", range(3))
-def test_pt_solution_is_optimal_with_an_active_constraint(seed):
+def test_pt_solution_is_optimal_with_an_active_constraint(seed, solver):
     features, norms, weights = pt_records(seed)
     mean_features = features.mean(axis=0)
-    solution = solve_uncertainty_set(features, norms, weights, mean_features)
+    solution = solve_uncertainty_set(features, norms, weights, mean_features, solver=solver)
     assert solution.status == "optimal"
+    assert solution.solver == solver
     assert (solution.c >= 0).all()
     assert (solution.d >= 0).all()
     assert uncertainty_constraint(
@@ -147,13 +150,16 @@ def test_pt_solution_is_optimal_with_an_active_constraint(seed):
     assert n_feasible > 10
 
 
-def test_pt_solution_scales_with_the_norms():
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pt_solution_scales_with_the_norms(solver):
     """c scales like the norms and d like their square: the rescaling inside is exact."""
     features, norms, weights = pt_records(7)
     features_scaled = features.copy()
     features_scaled[:, :-1] *= 1e-3
-    base = solve_uncertainty_set(features, norms, weights, features.mean(0))
-    scaled = solve_uncertainty_set(features_scaled, norms * 1e-3, weights, features_scaled.mean(0))
+    base = solve_uncertainty_set(features, norms, weights, features.mean(0), solver=solver)
+    scaled = solve_uncertainty_set(
+        features_scaled, norms * 1e-3, weights, features_scaled.mean(0), solver=solver
+    )
     np.testing.assert_allclose(
         features_scaled @ scaled.c, 1e-3 * (features @ base.c), rtol=1e-3, atol=1e-9
     )
@@ -162,20 +168,22 @@ def test_pt_solution_scales_with_the_norms():
     )
 
 
-def test_pt_fixes_coefficients_of_features_absent_from_every_record():
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pt_fixes_coefficients_of_features_absent_from_every_record(solver):
     features, norms, weights = pt_records(3)
     features[:, 5] = 0.0
     mean_features = features.mean(axis=0)
     mean_features[5] = 2.0  # the feature is present in the training set now
-    solution = solve_uncertainty_set(features, norms, weights, mean_features)
+    solution = solve_uncertainty_set(features, norms, weights, mean_features, solver=solver)
     assert solution.c[5] == pytest.approx(0, abs=1e-9)
     assert solution.d[5] == pytest.approx(0, abs=1e-9)
 
 
-def test_pt_solver_failure_is_a_solver_error():
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pt_solver_failure_is_a_solver_error(solver):
     features, norms, weights = pt_records(0)
     with pytest.raises(SolverError, match="NaN"):
-        solve_uncertainty_set(features, norms * np.nan, weights, features.mean(0))
+        solve_uncertainty_set(features, norms * np.nan, weights, features.mean(0), solver=solver)
 
 
 def test_outliers_are_capped_at_the_threshold():

@@ -17,11 +17,31 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
+
+from ._cvxpy import CVXPY_SOLVERS, check_conic_solver, solve_pt_cvxpy
+from ._newton import MAX_ITERATIONS, NewtonCertificationError, solve_pt_newton
+from ._pt_problem import SolverError, prepare_pt_problem, to_original_units, to_problem_units
+
+__all__ = [
+    "CVXPY_SOLVERS",
+    "SOLVERS",
+    "SolverError",
+    "UncertaintySet",
+    "check_conic_solver",
+    "effective_sample_size",
+    "outlier_scale",
+    "robust_scores",
+    "sampling_distribution",
+    "solve_uncertainty_set",
+    "uncertainty_constraint",
+]
+
+SOLVERS = ("newton", "cvxpy")
+"""Solvers of (PT): the projected Newton method (``_newton``) and cvxpy (``_cvxpy``)."""
 
 
 def robust_scores(features: Tensor, c: Tensor, d: Tensor) -> Tensor:
@@ -117,19 +137,27 @@ class UncertaintySet:
     c, d : ndarray of shape (n_features,)
         Non-negative coefficients of the norm estimate and of its uncertainty.
     status : str
-        cvxpy's status of the solve that produced them.
+        ``'optimal'``: the Newton solver certified its solution, or cvxpy's
+        status of the solve.
     solve_seconds : float
-        Wall-clock time of that solve.
+        Wall-clock time of the solve, preprocessing and any fallback included.
+    solver : {'newton', 'cvxpy'}
+        The solver that produced ``c`` and ``d``.
+    iterations : int
+        Its iterations: Newton steps, or the conic solver's (0 if cvxpy
+        does not report them).
+    fallback_reason : str or None
+        Why the Newton solver's result was not used, when it was tried and
+        cvxpy produced the set instead; ``None`` otherwise.
     """
 
     c: NDArray[np.float64]
     d: NDArray[np.float64]
     status: str
     solve_seconds: float
-
-
-class SolverError(RuntimeError):
-    """(PT) could not be solved to optimality; the message says why."""
+    solver: str
+    iterations: int
+    fallback_reason: str | None = None
 
 
 def solve_uncertainty_set(
@@ -137,9 +165,13 @@ def solve_uncertainty_set(
     norms: NDArray,
     weights: NDArray,
     mean_features: NDArray,
-    solver: str = "CLARABEL",
+    *,
+    solver: str = "newton",
+    cvxpy_solver: str = "CLARABEL",
+    initial: UncertaintySet | None = None,
+    max_newton_iterations: int = MAX_ITERATIONS,
 ) -> UncertaintySet:
-    r"""Solve problem (PT) of section 4.3 with cvxpy, as a second-order cone program.
+    r"""Solve problem (PT) of section 4.3 for the parameters of the uncertainty set.
 
     .. math::
 
@@ -148,22 +180,15 @@ def solve_uncertainty_set(
         \frac{1}{|D|} \sum_{j \in D} w_j \frac{(\langle c, s_j\rangle - v_j)^2}
         {\langle d, s_j\rangle} \le 1
 
-    Each term is a quadratic over a linear function, jointly convex; with
-    :math:`a_j = \sqrt{w_j}(\langle c, s_j\rangle - v_j)` and
-    :math:`b_j = \langle d, s_j\rangle` the constraint becomes the rotated
-    cones :math:`a_j^2 \le t_j b_j`, i.e. :math:`\|(2 a_j, t_j - b_j)\| \le
-    t_j + b_j`, and :math:`\sum_j t_j \le |D|`, posed as one vectorised
-    ``cp.SOC`` constraint. (A DPP-parameterised version that compiles once
-    needs memory quadratic in :math:`|D|`, so the problem is rebuilt for
-    every solve.)
-
-    The data are rescaled before solving (feature columns by their mean,
-    norms by their weighted root mean square), which leaves the solution
-    unchanged (:math:`c` scales like :math:`v`, :math:`d` like :math:`v^2`)
-    and keeps the interior-point solver well conditioned at any loss scale.
-    A feature that is zero in every record (a variance before any example has
-    two recorded norms) does not enter the constraint, so nothing would bound
-    its coefficient in :math:`c`: such coefficients are fixed at 0.
+    The records are checked, rescaled and reduced to identifiable columns
+    once (``_pt_problem``; coefficients of a feature that is zero in every
+    record, or equal in every record to another feature, are fixed at 0).
+    ``solver='newton'`` then runs projected Newton on the equivalent
+    bound-constrained problem :math:`\min_{c,d\ge0} G(c,d) + \langle m, d\rangle`
+    (``_newton``), warm-started from ``initial``; when it cannot certify its
+    solution, cvxpy solves the same problem as a second-order cone program
+    (``_cvxpy``) and ``fallback_reason`` says why. ``solver='cvxpy'`` goes
+    to cvxpy directly.
 
     Parameters
     ----------
@@ -176,10 +201,14 @@ def solve_uncertainty_set(
     mean_features : ndarray of shape (n_features,)
         :math:`\frac1n \sum_i s_i` over the training set now: the
         objective divided by ``n``, which has the same minimiser.
-    solver : str, default='CLARABEL'
-        A cvxpy conic solver. Clarabel solves |D| = 20,000 in seconds to
-        optimality; SCS takes minutes and ends "inaccurate"
-        (``../shared/notes/rais.md``).
+    solver : {'newton', 'cvxpy'}, default='newton'
+        See :data:`SOLVERS`.
+    cvxpy_solver : str, default='CLARABEL'
+        The cvxpy conic solver, for ``solver='cvxpy'`` and the fallback.
+    initial : UncertaintySet, optional
+        A previous solution, from which the Newton solver starts.
+    max_newton_iterations : int, default=50
+        Newton steps before the solve counts as uncertified.
 
     Returns
     -------
@@ -188,45 +217,36 @@ def solve_uncertainty_set(
     Raises
     ------
     SolverError
-        When the solver fails or reports anything but an optimal status.
+        When the records are not finite, or cvxpy fails or reports anything
+        but an optimal status.
+    ValueError
+        For an unknown ``solver``.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     start = time.perf_counter()
-    features = np.asarray(features, dtype=np.float64)
-    norms = np.asarray(norms, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    if not all(np.isfinite(a).all() for a in (features, norms, weights, mean_features)):
-        raise SolverError("the (PT) records contain NaN or infinite values")
-    column_scale = features.mean(axis=0)
-    column_scale[column_scale <= 0] = 1.0
-    norm_scale = float(np.sqrt(np.mean(weights * norms**2)))
-    if not np.isfinite(norm_scale) or norm_scale <= 0:
-        norm_scale = 1.0
-    scaled = features / column_scale
-    root_weights = np.sqrt(weights)
-    n_records, n_features = scaled.shape
-    c = cp.Variable(n_features, nonneg=True)
-    d = cp.Variable(n_features, nonneg=True)
-    slack = cp.Variable(n_records, nonneg=True)
-    residual = (root_weights[:, None] * scaled) @ c - root_weights * norms / norm_scale
-    uncertainty = scaled @ d
-    constraints = [
-        cp.SOC(slack + uncertainty, cp.vstack([2 * residual, slack - uncertainty]), axis=0),
-        cp.sum(slack) <= n_records,
-    ]
-    constant = np.flatnonzero(np.all(features == 0, axis=0))
-    if len(constant):
-        # A feature that is zero in every record leaves its coefficients unidentified.
-        constraints += [c[constant] == 0, d[constant] == 0]
-    problem = cp.Problem(cp.Minimize((mean_features / column_scale) @ d), constraints)
-    try:
-        problem.solve(solver=solver)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed on (PT): {exc}") from exc
-    if problem.status != cp.OPTIMAL or c.value is None or d.value is None:
-        raise SolverError(f"{solver} returned status {problem.status!r} for (PT)")
+    problem = prepare_pt_problem(features, norms, weights, mean_features)
+    fallback_reason = None
+    if solver == "newton":
+        warm = None if initial is None else to_problem_units(problem, initial.c, initial.d)
+        try:
+            found = solve_pt_newton(problem, warm, max_iterations=max_newton_iterations)
+        except NewtonCertificationError as exc:
+            fallback_reason = str(exc)
+        else:
+            return UncertaintySet(
+                *to_original_units(problem, found.c, found.d),
+                status="optimal",
+                solve_seconds=time.perf_counter() - start,
+                solver="newton",
+                iterations=found.iterations,
+            )
+    found = solve_pt_cvxpy(problem, cvxpy_solver)
     return UncertaintySet(
-        c=np.clip(c.value, 0.0, None) * norm_scale / column_scale,
-        d=np.clip(d.value, 0.0, None) * norm_scale**2 / column_scale,
-        status=problem.status,
+        *to_original_units(problem, found.c, found.d),
+        status=found.status,
         solve_seconds=time.perf_counter() - start,
+        solver="cvxpy",
+        iterations=found.iterations,
+        fallback_reason=fallback_reason,
     )

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))  # tests.pt_instances, the generator shared with t
 
 from sk_reweight._evaluation import markdown_table  # noqa: E402
 from sk_reweight._rais._uncertainty import (  # noqa: E402
+    SolverError,
     UncertaintySet,
     robust_scores,
     sampling_distribution,
@@ -51,6 +52,16 @@ from sk_reweight._rais._uncertainty import (  # noqa: E402
 )
 from tests.pt_instances import PTRecords, draw_pt_records  # noqa: E402
 
+COLUMNS = (
+    "instance",
+    "|D|",
+    "solver",
+    "median ms",
+    "iterations",
+    "µs / record",
+    "objective rel. diff. to cvxpy",
+    "TV to cvxpy",
+)
 CONSECUTIVE_RECORDED = {"pt_digits_28.npz": "pt_digits_27.npz"} | {
     "pt_classification_30.npz": "pt_classification_29.npz"
 }
@@ -88,25 +99,33 @@ def row(
         difference = f"{abs(objective - reference_objective) / reference_objective:.1e}"
         gap = sampling(records.features, found) - sampling(records.features, reference)
         distance = f"{0.5 * gap.abs().sum().item():.1e}"
-    return {
-        "instance": instance,
-        "|D|": f"{n_records:,}",
-        "solver": solver + ("" if found.fallback_reason is None else " (fell back to cvxpy)"),
-        "median ms": f"{seconds * 1e3:.1f}",
-        "iterations": found.iterations,
-        "µs / record": f"{seconds * 1e6 / n_records:.2f}",
-        "objective rel. diff. to cvxpy": difference,
-        "TV to cvxpy": distance,
-    }
+    values = (
+        instance,
+        f"{n_records:,}",
+        solver + ("" if found.fallback_reason is None else " (fell back to cvxpy)"),
+        f"{seconds * 1e3:.1f}",
+        found.iterations,
+        f"{seconds * 1e6 / n_records:.2f}",
+        difference,
+        distance,
+    )
+    return dict(zip(COLUMNS, values, strict=True))
 
 
 def compare(
     instance: str, records: PTRecords, initial: UncertaintySet | None, args, with_cvxpy: bool
 ) -> list[dict]:
     """Rows for Newton cold, Newton warm (if ``initial``) and cvxpy on one instance."""
-    reference = None
+    reference = failure = None
     if with_cvxpy:
-        reference, cvxpy_seconds = timed_solves(records, args.cvxpy_repeats, solver="cvxpy")
+        try:
+            reference, cvxpy_seconds = timed_solves(records, args.cvxpy_repeats, solver="cvxpy")
+        except SolverError as exc:
+            failure = dict.fromkeys(COLUMNS, "—") | {
+                "instance": instance,
+                "|D|": f"{len(records.norms):,}",
+                "solver": f"cvxpy: {exc}",
+            }
     cold, cold_seconds = timed_solves(records, args.repeats)
     rows = [row(instance, records, "newton cold", cold, cold_seconds, reference)]
     if initial is not None:
@@ -114,6 +133,8 @@ def compare(
         rows.append(row(instance, records, "newton warm", warm, warm_seconds, reference))
     if reference is not None:
         rows.append(row(instance, records, "cvxpy", reference, cvxpy_seconds, None))
+    if failure is not None:
+        rows.append(failure)
     return rows
 
 
@@ -147,7 +168,7 @@ def main() -> None:
             if preceding is not None:
                 initial = solve_uncertainty_set(*load_recorded(path.parent / preceding))
             rows += compare(path.stem, records, initial, args, with_cvxpy=True)
-    print(markdown_table(pd.DataFrame(rows)))
+    print(markdown_table(pd.DataFrame(rows, columns=COLUMNS)))
 
 
 if __name__ == "__main__":

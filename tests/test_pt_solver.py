@@ -99,54 +99,45 @@ def assert_agrees_with_cvxpy(
 
 
 def finite_difference_gradient(function, x: np.ndarray, step: float) -> np.ndarray:
-    """Central differences, forward ones for coordinates within ``step`` of zero."""
-    gradient = np.empty_like(x)
-    for i in range(len(x)):
-        shift = np.zeros_like(x)
-        shift[i] = step
-        if x[i] > step:
-            gradient[i] = (function(x + shift) - function(x - shift)) / (2 * step)
-        else:
-            gradient[i] = (function(x + shift) - function(x)) / step
-    return gradient
+    """Central differences (also at zero coordinates: G is defined a little beyond)."""
+    return np.array(
+        [(function(x + step * e) - function(x - step * e)) / (2 * step) for e in np.eye(len(x))]
+    )
+
+
+def constraint_gradient(records: PTRecords, c: np.ndarray, d: np.ndarray) -> tuple:
+    r""":math:`\nabla_c G` and :math:`\nabla_d G` in the records' units, and the
+    magnitudes of the sums that form them (the same sums of absolute values)."""
+    features, norms, weights, _ = records
+    ratio = (features @ c - norms) / (features @ d)
+    gradient_c = 2 * np.mean(weights * ratio * features.T, axis=1)
+    gradient_d = -np.mean(weights * ratio**2 * features.T, axis=1)
+    magnitude_c = 2 * np.mean(weights * np.abs(ratio) * features.T, axis=1)
+    return gradient_c, gradient_d, magnitude_c, -gradient_d
 
 
 def kkt_violation(records: PTRecords, found: UncertaintySet) -> float:
-    r"""Largest relative violation of (PT)'s KKT conditions, by finite differences of G.
+    r"""Largest relative violation of (PT)'s KKT conditions.
 
     With multiplier :math:`\mu` of the constraint, the conditions are
     :math:`m + \mu \nabla_d G \ge 0`, :math:`\nabla_c G \ge 0`, each
     :math:`= 0` where the coefficient is positive, and :math:`G = 1`. By
     homogeneity :math:`\langle \nabla_d G, d\rangle = -G`, so
-    :math:`\mu = \langle m, d\rangle`. Each gradient entry is measured against
-    the magnitude of the sum that forms it.
+    :math:`\mu = \langle m, d\rangle`. Each entry is measured against the
+    magnitude of the terms that form it. The gradient is computed here, in the
+    records' units, independently of the solver (and checked against finite
+    differences below).
     """
-    features, norms, weights, mean_features = records
-    c, d = found.c, found.d
-    residual, spread = features @ c - norms, features @ d
+    c, d, mean_features = found.c, found.d, records.mean_features
+    gradient_c, gradient_d, magnitude_c, magnitude_d = constraint_gradient(records, c, d)
     multiplier = mean_features @ d
-    step = 1e-7
-    scale_c = np.maximum(1.0, c.max())
-    gradient_c = finite_difference_gradient(
-        lambda x: uncertainty_constraint(x * scale_c, d, features, norms, weights),
-        c / scale_c,
-        step,
-    )
-    gradient_d = finite_difference_gradient(
-        lambda x: uncertainty_constraint(c, x * d.max(), features, norms, weights),
-        d / d.max(),
-        step,
-    )
-    lagrangian_c = multiplier * gradient_c / scale_c
-    lagrangian_d = mean_features + multiplier * gradient_d / d.max()
-    magnitude_c = multiplier * 2 * np.mean(weights * np.abs(residual) / spread * features.T, 1)
-    magnitude_d = mean_features + multiplier * np.mean(
-        weights * residual**2 / spread**2 * features.T, 1
-    )
+    lagrangian_c = multiplier * gradient_c
+    lagrangian_d = mean_features + multiplier * gradient_d
     violations = np.concatenate(
         [
-            np.where(c > 0, np.abs(lagrangian_c), -lagrangian_c) / np.maximum(magnitude_c, 1e-300),
-            np.where(d > 0, np.abs(lagrangian_d), -lagrangian_d) / np.maximum(magnitude_d, 1e-300),
+            np.where(c > 0, np.abs(lagrangian_c), -lagrangian_c) / (multiplier * magnitude_c),
+            np.where(d > 0, np.abs(lagrangian_d), -lagrangian_d)
+            / (mean_features + multiplier * magnitude_d),
             [abs(constraint(records, found) - 1)],
         ]
     )
@@ -195,6 +186,28 @@ def test_newton_agrees_with_cvxpy_on_recorded_instances(name):
 def test_newton_solution_satisfies_the_kkt_conditions(name):
     records = load_records(name)
     assert kkt_violation(records, solve_uncertainty_set(*records)) <= 1e-5
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_gradient_of_the_kkt_check_matches_finite_differences(name):
+    records = load_records(name)
+    found = solve_uncertainty_set(*records)
+    gradient_c, gradient_d, magnitude_c, magnitude_d = constraint_gradient(
+        records, found.c, found.d
+    )
+    step, scale_c, scale_d = 1e-7, max(1.0, found.c.max()), found.d.max()
+    numeric_c = finite_difference_gradient(
+        lambda x: uncertainty_constraint(x * scale_c, found.d, *records[:3]),
+        found.c / scale_c,
+        step,
+    )
+    numeric_d = finite_difference_gradient(
+        lambda x: uncertainty_constraint(found.c, x * scale_d, *records[:3]),
+        found.d / scale_d,
+        step,
+    )
+    assert np.abs(numeric_c / scale_c - gradient_c).max() <= 1e-6 * magnitude_c.max()
+    assert np.abs(numeric_d / scale_d - gradient_d).max() <= 1e-6 * magnitude_d.max()
 
 
 def test_kkt_check_rejects_a_suboptimal_point():

@@ -40,17 +40,31 @@ one product of a :math:`|D| \times 2k` matrix, :math:`O(|D| k^2)`.
 
 **Algorithm.** Projected Newton for bounds (D. P. Bertsekas, "Projected
 Newton methods for optimization problems with simple constraints", SIAM J.
-Control Optim. 20(2), 1982): variables near zero whose gradient is positive
-are *active* and take a diagonally scaled gradient step; the others take the
-Newton step of their block of the Hessian; the iterate
+Control Optim. 20(2), 1982). At each iteration a variable at zero with a
+positive gradient stays there (its columns of :math:`U` are not even formed:
+an iteration costs :math:`O(|D|\,|F|^2)` for the :math:`|F|` others); one
+within :math:`\varepsilon` of zero with a positive gradient (Bertsekas'
+:math:`\varepsilon`-active set) takes a diagonally scaled gradient step
+towards it; the free ones take the Newton step of their block of the
+Hessian, except that a variable at zero whose Newton step points below zero
+is held there and the step recomputed without it, so that the projection
+never truncates a Newton step at its start. The block is scaled to a unit
+diagonal and inverted on its eigenvectors of eigenvalue above
+:math:`10^{-11}` times the largest: nearly collinear features would
+otherwise ask for huge, meaningless steps. The iterate
 :math:`x(\alpha) = \max(x + \alpha p, 0)` is searched by Armijo backtracking
 (a trial with some :math:`b_j \le 0` has :math:`H = +\infty` and is
-rejected). Every iterate is exactly non-negative. The solution is certified
-when every active variable is exactly 0 and the Newton decrement of the free
-ones, :math:`\lambda^2 = g_F^\top [\nabla^2 H]_{FF}^{-1} g_F`, an
-affine-invariant estimate of twice the suboptimality, is at most
-``2 * tolerance * H``. Otherwise (iteration limit, failed line search, a
-Hessian block no factorisation can use, non-finite values)
+rejected), so every iterate is exactly non-negative, and so is the solution:
+nothing is clipped afterwards.
+
+**Certificate.** The solution is returned when every held variable is
+exactly 0 with a positive gradient, and on the free ones both the Newton
+decrement :math:`\lambda^2 = g_F^\top [\nabla^2 H]_{FF}^{-1} g_F` (an
+affine-invariant estimate of twice the suboptimality) and the Jacobi-scaled
+gradient :math:`\sum_{i \in F} g_i^2 / [\nabla^2 H]_{ii}` are at most
+``2 * tolerance * H``: the KKT conditions of :math:`\min_{x \ge 0} H`, to a
+relative accuracy far below the conic solver's. Otherwise (iteration limit,
+failed line search, no descent direction, no finite starting point)
 :class:`NewtonCertificationError` is raised and the caller falls back to the
 conic solver.
 """
@@ -68,7 +82,7 @@ MAX_ITERATIONS = 50
 """Newton iterations before giving up (a cold start typically needs 10 to 20)."""
 
 TOLERANCE = 1e-13
-"""Bound on the Newton decrement's estimate of the relative suboptimality of :math:`H`."""
+"""Certified relative suboptimality of :math:`H` (see the module's docstring)."""
 
 ACTIVE_THRESHOLD = 1e-3
 r"""Bertsekas' :math:`\varepsilon`: variables at most this (or the last projected
@@ -212,6 +226,9 @@ class NewtonStep(NamedTuple):
 def projected_newton_direction(x: NDArray, gradient: NDArray, hessian: NDArray) -> NewtonStep:
     """The projected Newton step of Bertsekas (1982), with held variables refined.
 
+    ``x``, ``gradient`` and ``hessian`` are those of the variables that may
+    move (not at zero with a positive gradient).
+
     The :func:`active_variables` take a diagonally scaled gradient step
     towards their bound. The others take the Newton step of their block of
     the Hessian, except that a variable at zero whose Newton step points
@@ -266,7 +283,7 @@ def projected_line_search(
         trial = np.maximum(x + step * direction, 0.0)
         trial_value = homogeneous_objective(problem, trial)
         predicted = SUFFICIENT_DECREASE * float(gradient @ (trial - x))
-        if trial_value <= value + predicted + ROUNDOFF * abs(value):
+        if trial_value <= value + predicted + ROUNDOFF * value:
             return trial, trial_value
         step /= 2
     raise NewtonCertificationError("the line search of the Newton solver of (PT) failed")
@@ -342,13 +359,17 @@ def solve_pt_newton(
     Raises
     ------
     NewtonCertificationError
-        When no optimum could be certified within ``max_iterations``.
+        When no optimum could be certified within ``max_iterations``, the
+        line search failed, the Hessian gave no descent direction, or a
+        record without features leaves :math:`H` no finite point.
     """
     x = cold_start(problem)
     value = homogeneous_objective(problem, x)
     warm = None if initial is None else warm_start(problem, *initial)
-    if warm is not None and homogeneous_objective(problem, warm) < value:
-        x, value = warm, homogeneous_objective(problem, warm)
+    if warm is not None:
+        warm_value = homogeneous_objective(problem, warm)
+        if warm_value < value:
+            x, value = warm, warm_value
     for iteration in range(max_iterations + 1):
         first = first_order(problem, x)
         gradient = first.gradient

@@ -188,7 +188,9 @@ def solve_uncertainty_set(
     (``_newton``), warm-started from ``initial``; when it cannot certify its
     solution, cvxpy solves the same problem as a second-order cone program
     (``_cvxpy``) and ``fallback_reason`` says why. ``solver='cvxpy'`` goes
-    to cvxpy directly.
+    to cvxpy directly. On one CPU thread at :math:`|D| = 20{,}000`
+    (``benchmarks/bench_pt.py``): Newton about 15 ms from a cold start and
+    7 ms warm-started from the previous solve, cvxpy with Clarabel about 4 s.
 
     Parameters
     ----------

@@ -93,7 +93,11 @@ class MinibatchPolicy:
         for start in range(0, self.n_samples, batch_size):
             indices = order[start : start + batch_size]
             yield indices
-            self.samples_seen += len(indices)
+            self._advance(len(indices))
+
+    def _advance(self, n_drawn: int) -> None:
+        """Account for a finished step that drew ``n_drawn`` examples."""
+        self.samples_seen += n_drawn
 
     @property
     def progress(self) -> float:

@@ -57,11 +57,13 @@ class CheckScores(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         policy = net.policy
-        if policy._c is None:
+        if policy.uncertainty_set is None:
             return
-        incremental = policy._current_scores()
-        direct = robust_scores(policy.history.features, policy._c, policy._d)
-        torch.testing.assert_close(incremental / incremental.sum(), direct / direct.sum())
+        incremental = policy.probabilities()
+        found = policy.uncertainty_set
+        c, d = (torch.as_tensor(v, dtype=torch.float32) for v in (found.c, found.d))
+        direct = robust_scores(policy.norm_history.features, c, d)
+        torch.testing.assert_close(incremental, direct / direct.sum())
         CheckScores.checked += 1
 
 
@@ -205,7 +207,7 @@ def test_pickled_model_carries_no_training_data(fitted_rais, digits):
     policy = restored.net_.policy
     assert policy.dataset is None
     assert policy.records is None
-    assert policy.history is None
+    assert policy.norm_history is None
     X, _ = digits
     np.testing.assert_array_equal(restored.predict(X), fitted_rais.predict(X))
 

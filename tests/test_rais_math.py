@@ -25,9 +25,11 @@ from sk_reweight._rais._history import (
     NormHistory,
     RecentRecords,
     norm_history_features,
+    prepend_in_order,
 )
 from sk_reweight._rais._norms import GradientProbe, exact_gradients, logit_gradients
-from sk_reweight._rais._policy import RAISPolicy, draw_minibatch
+from sk_reweight._rais._policy import REFRESH_INTERVAL, RAISPolicy
+from sk_reweight._rais._sampling import SamplingTable
 from sk_reweight._rais._uncertainty import (
     SOLVERS,
     SolverError,
@@ -59,7 +61,9 @@ def test_features_match_a_naive_per_example_computation(recordings):
         drawn = [i for i, norms in enumerate(recordings) if step < len(norms)]
         if drawn:
             norms = torch.tensor([recordings[i][step] for i in drawn])
-            history.record(torch.tensor(drawn), norms)
+            history.record(
+                torch.tensor(drawn), norms, torch.zeros(len(drawn), dtype=torch.long), 1
+            )
     expected = np.array([naive_features(norms) for norms in recordings])
     np.testing.assert_allclose(history.features.numpy(), expected, rtol=1e-4, atol=1e-3)
     assert history.features.shape[1] == len(FEATURE_NAMES)
@@ -74,9 +78,51 @@ def test_features_are_non_negative_and_bias_is_one():
 
 def test_duplicate_draws_are_recorded_once():
     history = NormHistory(3, torch.device("cpu"))
-    history.record(torch.tensor([1, 1, 2]), torch.tensor([4.0, 4.0, 2.0]))
+    history.record(
+        torch.tensor([1, 1, 2]), torch.tensor([4.0, 5.0, 2.0]), torch.zeros(3, dtype=torch.long), 1
+    )
     assert history.counts.tolist() == [0, 1, 1]
     assert history.features[1, 0] == 4.0
+
+
+def sequential_prepends(history, counts, minibatches):
+    """The reference: one minibatch after another, each example once per minibatch."""
+    history, counts = history.clone(), counts.clone()
+    for examples, norms in minibatches:
+        seen = set()
+        for drawn, norm in zip(examples.tolist(), norms.tolist(), strict=True):
+            if drawn not in seen:
+                seen.add(drawn)
+                history[drawn] = torch.cat(
+                    [torch.tensor([norm], dtype=history.dtype), history[drawn, :-1]]
+                )
+                counts[drawn] += 1
+    return history, counts
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_examples=st.integers(1, 6),
+    n_steps=st.integers(1, 5),
+    batch_size=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_prepending_a_block_in_one_pass_equals_step_by_step(n_examples, n_steps, batch_size, seed):
+    generator = torch.Generator().manual_seed(seed)
+    history = torch.rand(n_examples, HISTORY_LENGTH, generator=generator, dtype=torch.float64)
+    counts = torch.randint(0, 20, (n_examples,), generator=generator)
+    examples = torch.randint(0, n_examples, (n_steps * batch_size,), generator=generator)
+    norms = torch.rand(n_steps * batch_size, generator=generator, dtype=torch.float64)
+    steps = torch.arange(n_steps).repeat_interleave(batch_size)
+    rows, new_history, new_counts = prepend_in_order(
+        history, counts, examples, norms, steps, n_steps
+    )
+    expected_history, expected_counts = sequential_prepends(
+        history, counts, zip(examples.split(batch_size), norms.split(batch_size), strict=True)
+    )
+    torch.testing.assert_close(new_history, expected_history[rows])
+    assert torch.equal(new_counts, expected_counts[rows])
+    assert set(rows.tolist()) == set(examples.tolist())
 
 
 def test_recent_records_keep_the_newest_in_a_ring():
@@ -190,7 +236,7 @@ def test_outliers_are_capped_at_the_threshold():
     features = torch.tensor([[1.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
     c, d = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.01])
     norms = torch.tensor([1.05, 50.0, 0.0])
-    scale = outlier_scale(features, norms, c, d, threshold=100.0)
+    scale = outlier_scale(norms, features @ c, features @ d, threshold=100.0)
     capped = norms * scale
     q = (features @ c - capped) ** 2 / (features @ d)
     assert scale[0] == 1
@@ -201,13 +247,30 @@ def test_outliers_are_capped_at_the_threshold():
 # ----------------------------------------------------------------- sampling
 
 
-def test_sampler_frequencies_match_p():
-    probabilities = torch.tensor([0.5, 0.25, 0.125, 0.0625, 0.0625])
+def test_sampling_table_draws_follow_p_and_weights_are_inverse_probabilities():
+    scores = torch.tensor([4.0, 2.0, 1.0, 0.5, 0.5, 0.0])
+    table = SamplingTable(scores)
     generator = torch.Generator().manual_seed(0)
-    draws = torch.cat([draw_minibatch(probabilities, 64, generator) for _ in range(300)])
-    counts = np.bincount(draws.numpy(), minlength=5)
-    _, p_value = stats.chisquare(counts, probabilities.numpy() * len(draws))
+    draws = torch.cat([table.draw(64, generator) for _ in range(300)])
+    counts = np.bincount(draws.numpy(), minlength=len(scores))
+    assert counts[-1] == 0  # a zero score is never drawn
+    probabilities = (scores / scores.sum()).numpy()
+    _, p_value = stats.chisquare(counts[:-1], probabilities[:-1] * len(draws))
     assert p_value > 1e-3
+    np.testing.assert_allclose(table.weights[:-1].numpy(), 1 / (len(scores) * probabilities[:-1]))
+
+
+def test_block_updates_of_the_gain_estimate_equal_step_by_step_updates():
+    generator = torch.Generator().manual_seed(2)
+    norms, weights = torch.rand(7, 5, generator=generator), torch.rand(7, 5, generator=generator)
+    squared = torch.rand(7, generator=generator)
+    stepwise, blockwise = (GainRatioEstimator(0.1, 5, "cpu") for _ in range(2))
+    for k in range(7):
+        stepwise.update(norms[k], weights[k], squared[k])
+    blockwise.update(norms[:4], weights[:4], squared[:4])
+    blockwise.update(norms[4:], weights[4:], squared[4:])
+    torch.testing.assert_close(blockwise._moments, stepwise._moments)
+    assert blockwise.ratio == pytest.approx(stepwise.ratio)
 
 
 def tiny_problem(n=5, n_features=3, n_classes=3, seed=0):
@@ -248,6 +311,7 @@ def test_importance_weights_make_the_gradient_unbiased(batch_size):
     for batch in itertools.product(range(n), repeat=batch_size):
         indices = torch.tensor(batch)
         policy._batch_weights = 1.0 / (n * probabilities[indices])
+        policy._drawn_projections = torch.stack([torch.zeros(batch_size), torch.ones(batch_size)])
         chance = probabilities[indices].prod()
         expected_gradient = expected_gradient + chance * step_gradient(
             policy, module, X, y, sample_weight, indices
@@ -291,7 +355,7 @@ def test_gain_ratio_estimator_converges_to_the_exact_ratio():
     assert truth > 1.5
     estimator = GainRatioEstimator(alpha=0.002, batch_size=batch_size, device="cpu")
     for _ in range(6000):
-        drawn = draw_minibatch(probabilities, batch_size, generator)
+        drawn = SamplingTable(probabilities).draw(batch_size, generator)
         weights = 1.0 / (n * probabilities[drawn])
         batch_gradient = (weights[:, None] * gradients[drawn]).mean(0)
         estimator.update(norms[drawn], weights, batch_gradient.square().sum())
@@ -397,15 +461,27 @@ def test_weighted_batch_norm_with_equal_weights_is_batch_norm():
     torch.testing.assert_close(running[1], expected_running[1])
 
 
-def test_non_finite_scores_stop_sampling_with_a_clear_error():
-    X, y, sample_weight, module = tiny_problem()
+def test_diverged_training_stops_sampling_with_a_clear_error():
+    """Non-finite gradient norms end training at the next gain read, naming the cause."""
+    X, y, sample_weight, module = tiny_problem(n=2 * REFRESH_INTERVAL + 2)
+    with torch.no_grad():
+        module.weight.fill_(float("inf"))
     policy = RAISPolicy(grad_norm="logits")
     policy.reset(len(X), torch.Generator().manual_seed(0), torch.device("cpu"))
     policy.begin_training(module, TensorDataset(X, y, sample_weight))
-    policy.epochs_started = 1  # past the uniform first epoch
-    policy._solve_attempted = True
-    policy.history.features[2] = float("nan")
-    policy._c, policy._d = torch.ones(len(FEATURE_NAMES)), torch.ones(len(FEATURE_NAMES))
-    policy._refresh_scores()
+    steps = []
+
+    def train() -> None:
+        for indices in policy.epoch_batches(2):
+            logits = module(X[indices])
+            losses = functional.cross_entropy(logits, y[indices], reduction="none")
+            policy.loss_weights(
+                TrainingStep(
+                    X[indices], y[indices], indices, sample_weight[indices], logits, losses
+                )
+            )
+            steps.append(indices)
+
     with pytest.raises(FloatingPointError, match="training diverged"):
-        next(policy.epoch_batches(2))
+        train()
+    assert len(steps) == REFRESH_INTERVAL

@@ -15,7 +15,10 @@ from .._base import BaseReweightingClassifier, ModuleFactory, fill_shared_docs
 from .._schedules import LRSchedule
 from ._history import FEATURE_NAMES
 from ._norms import GRAD_NORMS
+from ._oracle import OraclePolicy
 from ._policy import RAISPolicy
+from ._sampling import ImportanceSamplingPolicy
+from ._uncertainty import CVXPY_SOLVERS, SOLVERS, check_conic_solver
 
 
 @fill_shared_docs
@@ -34,9 +37,10 @@ class RAISClassifier(BaseReweightingClassifier):
       gradient norms (Proposition 4.1), with features :math:`s_i` built from
       each example's last 16 recorded gradient norms (section 6);
     - :math:`c, d` are trained by the convex program (PT) of section 4.3 on
-      the :math:`|D|` most recent recorded norms, solved with cvxpy and
-      Clarabel in a background thread every :math:`\lceil |D|/M \rceil`
-      steps after the first epoch, which visits every example once uniformly;
+      the :math:`|D|` most recent recorded norms, solved by this package's
+      Newton method (or cvxpy) in a background thread every
+      :math:`\lceil |D|/M \rceil` steps after the first epoch, which
+      visits every example once uniformly;
     - the learning rate is :math:`\hat r\, \mathrm{lr} \cdot
       \mathrm{lr\_schedule}(\hat t)`, with :math:`\hat r \in [1, M]` the
       gain ratio :math:`\mathbb E\|g_U\|^2 / \mathbb E\|g_R\|^2` estimated
@@ -74,8 +78,9 @@ class RAISClassifier(BaseReweightingClassifier):
     history_size : int, default=20000
         :math:`|D|`, the number of recent (features, norm, weight) records
         (PT) is trained on, capped at the training-set size. The cost of a
-        solve grows linearly with it (about 0.3 s at 2,000 and 3.5 s at
-        20,000 on one CPU core).
+        solve grows linearly with it, and one solve happens every
+        ``history_size / batch_size`` steps, so the amortised cost per
+        training example does not depend on it.
 
     gain_ema : float in (0, 1], default=0.01
         Weight :math:`\alpha` of the newest minibatch in the moving averages
@@ -91,6 +96,28 @@ class RAISClassifier(BaseReweightingClassifier):
         by epochs equivalent. ``False`` keeps uniform SGD's step sizes and
         epoch count, so only the sampling changes.
 
+    solver : {'newton', 'cvxpy'}, default='newton'
+        How (PT) is solved. ``'newton'``: this package's projected Newton
+        method on an equivalent bound-constrained problem, warm-started from
+        the previous set (milliseconds at :math:`|D|` = 20,000; see
+        ``docs/design.md``); a solve it cannot certify optimal is redone by
+        cvxpy and counted in ``history_``'s ``solver_fallbacks``.
+        ``'cvxpy'``: the reference second-order cone program through cvxpy
+        (seconds at :math:`|D|` = 20,000).
+
+    cvxpy_solver : str, default='CLARABEL'
+        The cvxpy conic solver used by ``solver='cvxpy'`` and by the
+        fallback; it must be installed and handle second-order cones
+        (e.g. ``'CLARABEL'``, ``'SCS'``, ``'ECOS'``, ``'MOSEK'``).
+
+    refresh_interval : int >= 1, default=16
+        Steps between two refreshes of the recorded norms' histories,
+        features and sampling scores, done for the whole block at once
+        (with the one read of the device per block: the gain ratio). Within a
+        block :math:`p` stays as it was at its start, which keeps sampling
+        unbiased; ``1`` is the paper's step-by-step algorithm, at several
+        times the bookkeeping cost per step on a CPU (``docs/benchmarks.md``).
+
     {shared_parameters}
 
         RAIS's defaults differ for two of them, following the paper:
@@ -103,7 +130,9 @@ class RAISClassifier(BaseReweightingClassifier):
         RAIS adds to every epoch of ``history_``: ``gain_ratio`` (mean over
         the epoch's steps), ``epochs_equivalent`` (at the epoch's end),
         ``solve_seconds`` and ``solve_status`` of the (PT) solves completed
-        in the epoch (``'none'`` if there was none), ``effective_sample_size``
+        in the epoch (``'none'`` if there was none), ``solves`` (their
+        number) and ``solver_fallbacks`` (how many of them the Newton solver
+        handed to cvxpy), ``effective_sample_size``
         of the latest :math:`p` as a fraction of ``n`` (1 for uniform), and
         ``outlier_fraction`` of the drawn examples.
 
@@ -145,6 +174,9 @@ class RAISClassifier(BaseReweightingClassifier):
         "gain_ema": [Interval(Real, 0, 1, closed="right")],
         "outlier_threshold": [Interval(Real, 0, None, closed="neither")],
         "lr_scaling": ["boolean"],
+        "solver": [StrOptions(set(SOLVERS))],
+        "cvxpy_solver": [StrOptions(set(CVXPY_SOLVERS))],
+        "refresh_interval": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -155,6 +187,9 @@ class RAISClassifier(BaseReweightingClassifier):
         gain_ema: float = 0.01,
         outlier_threshold: float = 100.0,
         lr_scaling: bool = True,
+        solver: str = "newton",
+        cvxpy_solver: str = "CLARABEL",
+        refresh_interval: int = 16,
         *,
         module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),
@@ -205,21 +240,33 @@ class RAISClassifier(BaseReweightingClassifier):
         self.gain_ema = gain_ema
         self.outlier_threshold = outlier_threshold
         self.lr_scaling = lr_scaling
+        self.solver = solver
+        self.cvxpy_solver = cvxpy_solver
+        self.refresh_interval = refresh_interval
 
-    def _make_policy(self) -> RAISPolicy:
+    def _make_policy(self) -> ImportanceSamplingPolicy:
+        if self.oracle:
+            return OraclePolicy(grad_norm=self.grad_norm, lr_scaling=self.lr_scaling)
         return RAISPolicy(
             grad_norm=self.grad_norm,
             history_size=self.history_size,
             gain_ema=self.gain_ema,
             outlier_threshold=self.outlier_threshold,
             lr_scaling=self.lr_scaling,
-            oracle=self.oracle,
+            solver=self.solver,
+            cvxpy_solver=self.cvxpy_solver,
+            refresh_interval=self.refresh_interval,
         )
 
     def fit(self, X, y, sample_weight=None):
+        self._validate_params()
+        if self.solver == "cvxpy" and not self.oracle:
+            # Only this path needs cvxpy at once; the Newton solver's fallback reports a
+            # missing conic solver as a failed solve.
+            check_conic_solver(self.cvxpy_solver)
         super().fit(X, y, sample_weight)
         self._n_fit_rows = _num_samples(X)
-        self.uncertainty_set_ = self.net_.policy.uncertainty_set
+        self.uncertainty_set_ = getattr(self.net_.policy, "uncertainty_set", None)
         self.feature_names_uncertainty_ = FEATURE_NAMES
         return self
 

@@ -16,6 +16,8 @@ when the learning rate is multiplied by :math:`r`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -73,15 +75,18 @@ class GainRatioEstimator:
     :math:`\mathrm{mean}_j\, w_j^2 v_j^2` of :math:`\mathbb E\|g_{R1}\|^2`, and
     the squared norm of the minibatch gradient itself for
     :math:`\mathbb E\|g_R\|^2`, are each smoothed by an exponential moving
-    average with parameter ``alpha`` (section 4.4). The averages are bias
-    corrected (divided by :math:`1 - (1 - \alpha)^t`), so early estimates
-    are plain means rather than shrunk towards zero, and the ratio is clipped
-    to :math:`[1, M]` and starts at 1, as in AdaScale (Johnson et al., 2020).
-    All three moments must be measured in the same space — the one the norms
-    :math:`v_j` are computed in.
+    average with parameter ``alpha`` (section 4.4). The three averages share
+    one bias correction :math:`1 - (1 - \alpha)^t`, which cancels in the
+    ratio, so early estimates are plain means rather than shrunk towards zero;
+    the ratio is clipped to :math:`[1, M]` and starts at 1, as in AdaScale
+    (Johnson et al., 2020). All three moments must be measured in the same
+    space: the one the norms :math:`v_j` are computed in.
 
-    The state stays on the device: :meth:`update` launches a few kernels and
-    never waits for them; reading :attr:`ratio` synchronises.
+    The moving averages stay on the device: :meth:`update` takes one
+    minibatch or a block of them (folded in order, exactly as one update per
+    minibatch would:
+    :math:`m \leftarrow (1-\alpha)^K m + \sum_{k<K} \alpha (1-\alpha)^{K-1-k} x_k`)
+    and launches a few kernels; only :meth:`read` synchronises.
 
     Parameters
     ----------
@@ -100,36 +105,48 @@ class GainRatioEstimator:
         self._steps = 0
 
     def update(self, norms: Tensor, weights: Tensor, batch_gradient_sq_norm: Tensor) -> None:
-        """Account for one minibatch.
+        """Account for one minibatch, or for ``K`` minibatches of equal size in order.
 
         Parameters
         ----------
-        norms : Tensor of shape (batch_size,)
+        norms : Tensor of shape (n_drawn,) or (K, n_drawn)
             Gradient norms :math:`v_j` of the drawn examples.
-        weights : Tensor of shape (batch_size,)
+        weights : Tensor of the shape of ``norms``
             Their importance weights :math:`w_j = 1/(n p_j)`.
-        batch_gradient_sq_norm : Tensor (scalar)
-            :math:`\\|g_R\\|^2` of the minibatch gradient, in the same space.
+        batch_gradient_sq_norm : Tensor of shape () or (K,)
+            :math:`\\|g_R\\|^2` of each minibatch gradient, in the same space.
         """
         weighted = (weights * norms.square()).double()
-        sample = torch.stack(
+        samples = torch.stack(
             [
-                weighted.mean(),
-                (weights.double() * weighted).mean(),
+                weighted.mean(dim=-1),
+                (weights * weighted).mean(dim=-1),
                 batch_gradient_sq_norm.double(),
             ]
-        )
-        self._moments.lerp_(sample, self.alpha)
-        self._steps += 1
+        ).reshape(3, -1)
+        n_steps = samples.shape[1]
+        keep = 1.0 - self.alpha
+        ages = torch.arange(n_steps - 1, -1, -1, dtype=torch.float64, device=samples.device)
+        self._moments.mul_(keep**n_steps).add_(samples @ (self.alpha * keep**ages))
+        self._steps += n_steps
+
+    def read(self) -> tuple[float, bool]:
+        """The current estimate :math:`\\hat r` on the host, and whether every moment is finite.
+
+        One device synchronisation. The estimate is clipped to
+        ``[1, batch_size]`` and is 1 before the first update or while the
+        minibatch gradient's moment is zero.
+        """
+        if self._steps == 0:
+            return 1.0, True
+        uniform_single, sampled_single, sampled_batch = self._moments.tolist()
+        finite = all(map(math.isfinite, (uniform_single, sampled_single, sampled_batch)))
+        if not finite or sampled_batch <= 0:
+            return 1.0, finite
+        ratio = 1.0 + (uniform_single - sampled_single) / (self.batch_size * sampled_batch)
+        return min(max(ratio, 1.0), float(self.batch_size)), True
 
     @property
     def ratio(self) -> float:
-        """The current estimate :math:`\\hat r`, clipped to ``[1, batch_size]``; 1 at first."""
-        if self._steps == 0:
-            return 1.0
-        uniform_single, sampled_single, sampled_batch = self._moments.tolist()
-        if sampled_batch <= 0:
-            return 1.0
-        # The bias corrections of the three averages are equal and cancel in the ratio.
-        ratio = 1.0 + (uniform_single - sampled_single) / (self.batch_size * sampled_batch)
-        return min(max(ratio, 1.0), float(self.batch_size))
+        """:meth:`read`'s estimate alone."""
+        return self.read()[0]

@@ -6,10 +6,13 @@ averages over windows of 1, 2, 4, 8 and 16 records, the variance and standard
 deviation of the windows of at least 4 records, and a constant bias. Section
 4.3 trains the uncertainty set on the most recent (features, norm, weight)
 triples. Both live here, vectorised over the whole dataset, on the training
-device.
+device; recording a minibatch costs a fixed, small number of kernels and never
+waits for the device.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 import torch
@@ -34,6 +37,21 @@ FEATURE_NAMES: tuple[str, ...] = (
 """Names of the columns of :func:`norm_history_features`, in order."""
 
 
+@cache
+def _window_constants(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Positions ``0..15``; the windows of the means then of the spreads; the window matrix.
+
+    The matrix maps ``[x, x**2]`` (16 + 16 columns) to the window sums of
+    ``x`` (one column per window) and of ``x**2`` (one per spread window).
+    """
+    positions = torch.arange(HISTORY_LENGTH, device=device)
+    windows = torch.tensor(WINDOWS + SPREAD_WINDOWS, device=device)
+    membership = (positions.unsqueeze(1) < windows).double()
+    n_means = len(WINDOWS)
+    matrix = torch.block_diag(membership[:, :n_means], membership[:, n_means:])
+    return positions, windows, matrix
+
+
 def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
     r"""RAIS features of examples from their recorded gradient norms (section 6).
 
@@ -43,42 +61,99 @@ def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
     deviation; then a constant bias of 1. An example with no record has zero
     features except the bias. Every feature is non-negative, as (PT) requires.
 
+    All window sums of :math:`x` and :math:`x^2` are one product of
+    :math:`[x, x^2]` with a fixed 0/1 matrix, in float64, so that
+    :math:`\mathbb E[x^2] - \mathbb E[x]^2` does not cancel when the norms
+    barely vary (float32 would lose every digit of a variance of
+    :math:`10^{-4}` around norms of 40).
+
     Parameters
     ----------
     history : Tensor of shape (n_examples, 16)
-        Recorded norms, oldest first; the last ``counts[i]`` entries of row
-        ``i`` are valid.
+        Recorded norms, **newest first**; the first ``counts[i]`` entries of
+        row ``i`` are valid, the others are ignored.
     counts : Tensor of shape (n_examples,)
         Number of valid records per example (values above 16 count as 16).
 
     Returns
     -------
-    features : Tensor of shape (n_examples, len(FEATURE_NAMES))
+    features : Tensor of shape (n_examples, len(FEATURE_NAMES)), float32
         Columns in the order of :data:`FEATURE_NAMES`.
     """
-    n_examples, length = history.shape
-    # Sums of the last j values (j = 1..16) by a cumulative sum from the newest end; each
-    # window w reads the sum of its min(w, count) valid values. The values are taken relative
-    # to the newest one, which leaves the variances unchanged and keeps E[x^2] - E[x]^2 free
-    # of cancellation when the norms barely vary.
-    newest_first = history.flip(1)
-    newest = newest_first[:, :1]
-    relative = newest_first - newest
-    sums = relative.cumsum(dim=1)
-    square_sums = relative.square().cumsum(dim=1)
-    windows = torch.tensor(WINDOWS, device=history.device)
-    valid = torch.minimum(counts.clamp(max=length).unsqueeze(1), windows)
-    column = (valid - 1).clamp_min(0)
-    size = valid.clamp_min(1).to(history.dtype)
-    empty = valid == 0
-    relative_means = sums.gather(1, column) / size
-    means = (newest + relative_means).masked_fill(empty, 0.0)
+    positions, windows, matrix = _window_constants(history.device)
+    counts = counts.unsqueeze(1)
+    values = history.double() * (positions < counts)
+    sums = torch.cat([values, values * values], dim=1) @ matrix
+    moments = sums / torch.minimum(counts, windows).clamp_min(1)
+    means = moments[:, : len(WINDOWS)]
     first = WINDOWS.index(SPREAD_WINDOWS[0])
-    mean_squares = square_sums.gather(1, column[:, first:]) / size[:, first:]
-    mean_squares = mean_squares.masked_fill(empty[:, first:], 0.0)
-    variances = (mean_squares - relative_means[:, first:].square()).clamp_min(0.0)
-    bias = torch.ones(n_examples, 1, dtype=history.dtype, device=history.device)
-    return torch.cat([means, variances, variances.sqrt(), bias], dim=1)
+    variances = (moments[:, len(WINDOWS) :] - means[:, first:].square()).clamp_min_(0.0)
+    bias = torch.ones_like(means[:, :1])
+    return torch.cat([means, variances, variances.sqrt(), bias], dim=1).float()
+
+
+def prepend_in_order(
+    history: Tensor, counts: Tensor, examples: Tensor, norms: Tensor, steps: Tensor, n_steps: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The histories after recording several minibatches in order, in one batch of kernels.
+
+    Equivalent to prepending, minibatch after minibatch, each drawn example's
+    norm to its history (newest first), where an example drawn more than once
+    in one minibatch is recorded once, with its first norm. Done without a
+    loop and without data-dependent shapes (so without a device
+    synchronisation): the draws are sorted by (example, minibatch), stably;
+    each example's :math:`r` distinct records of the block go to the front of
+    its row, newest first, and its old values move :math:`r` places back.
+
+    Parameters
+    ----------
+    history : Tensor of shape (n_examples, 16)
+        Norms recorded so far, newest first.
+    counts : Tensor of shape (n_examples,)
+        Records so far per example.
+    examples : Tensor of shape (n_draws,)
+        The drawn examples of the block, minibatch after minibatch.
+    norms : Tensor of shape (n_draws,)
+        Their gradient norms.
+    steps : Tensor of shape (n_draws,)
+        The minibatch (``0 .. n_steps - 1``) of each draw, non-decreasing.
+    n_steps : int
+        Number of minibatches in the block.
+
+    Returns
+    -------
+    rows : Tensor of shape (n_draws,)
+        The example of every output row (each drawn example, once per draw).
+    new_history : Tensor of shape (n_draws, 16)
+        Its history after the block.
+    new_counts : Tensor of shape (n_draws,)
+        Its number of records after the block.
+    """
+    n_draws, length = len(examples), history.shape[1]
+    keys, order = torch.sort(examples * n_steps + steps, stable=True)
+    rows = torch.div(keys, n_steps, rounding_mode="floor")
+    values = norms.index_select(0, order).to(history.dtype)
+    true = torch.ones(1, dtype=torch.bool, device=examples.device)
+    new_key = torch.cat([true, keys[1:] != keys[:-1]])  # first draw of an example in a minibatch
+    boundary = rows[1:] != rows[:-1]
+    positions = torch.arange(n_draws, device=examples.device)
+    group_start = torch.cat([true, boundary]).long().mul_(positions).cummax(0).values
+    is_end = torch.cat([boundary, true])
+    group_end = torch.where(is_end, positions, n_draws).flip(0).cummin(0).values.flip(0)
+    recorded = new_key.long().cumsum(0)  # distinct records up to and including each draw
+    through_end = recorded.index_select(0, group_end)
+    n_new = through_end - recorded.index_select(0, group_start) + new_key[group_start].long()
+    newest_rank = through_end - recorded  # 0 for the example's newest record of the block
+    column = torch.where(new_key & (newest_rank < length), newest_rank, length)
+    fresh = torch.zeros(n_draws, length + 1, dtype=history.dtype, device=history.device)
+    fresh.index_put_((group_start, column), values)
+    columns = torch.arange(length, device=examples.device)
+    shifted_from = columns - n_new.unsqueeze(1)
+    old = history.index_select(0, rows).gather(1, shifted_from.clamp_min(0))
+    new_history = torch.where(
+        shifted_from < 0, fresh.index_select(0, group_start)[:, :length], old
+    )
+    return rows, new_history, counts.index_select(0, rows) + n_new
 
 
 class NormHistory:
@@ -93,38 +168,29 @@ class NormHistory:
     """
 
     def __init__(self, n_examples: int, device: torch.device) -> None:
-        self.history = torch.zeros(n_examples, HISTORY_LENGTH, device=device)
+        self.history = torch.zeros(n_examples, HISTORY_LENGTH, dtype=torch.float64, device=device)
         self.counts = torch.zeros(n_examples, dtype=torch.long, device=device)
         self.features = norm_history_features(self.history, self.counts)
 
-    def record(self, indices: Tensor, norms: Tensor) -> Tensor:
-        """Append one norm to each example's history and refresh its features.
-
-        An example drawn several times in one minibatch (sampling is with
-        replacement) is recorded once, with its first norm: all copies share
-        the same parameters.
+    def record(self, examples: Tensor, norms: Tensor, steps: Tensor, n_steps: int) -> Tensor:
+        """Record a block of minibatches (see :func:`prepend_in_order`) and refresh features.
 
         Returns
         -------
-        updated : Tensor
-            The distinct indices whose features changed.
+        rows : Tensor
+            The examples whose features changed (with repetitions).
+        features : Tensor of shape (len(rows), n_features)
+            Their new features.
         """
-        indices, first = _first_occurrences(indices)
-        rows = torch.cat([self.history[indices, 1:], norms[first].unsqueeze(1)], dim=1)
-        self.history[indices] = rows
-        self.counts[indices] += 1
-        self.features[indices] = norm_history_features(rows, self.counts[indices])
-        return indices
-
-
-def _first_occurrences(indices: Tensor) -> tuple[Tensor, Tensor]:
-    """The distinct values of ``indices`` and the position of each one's first occurrence."""
-    unique, inverse = torch.unique(indices, return_inverse=True)
-    positions = torch.arange(len(indices), device=indices.device)
-    first = torch.full_like(unique, len(indices)).scatter_reduce_(
-        0, inverse, positions, reduce="amin"
-    )
-    return unique, first
+        rows, new_history, new_counts = prepend_in_order(
+            self.history, self.counts, examples, norms, steps, n_steps
+        )
+        features = norm_history_features(new_history, new_counts)
+        # Repeated rows carry identical values, so the order of the writes does not matter.
+        self.history.index_copy_(0, rows, new_history)
+        self.counts.index_copy_(0, rows, new_counts)
+        self.features.index_copy_(0, rows, features)
+        return rows, features
 
 
 class RecentRecords:
@@ -153,16 +219,18 @@ class RecentRecords:
         self._next = 0
 
     def add(self, features: Tensor, norms: Tensor, weights: Tensor) -> None:
-        """Append a minibatch of records, overwriting the oldest once full."""
-        n_new = len(norms)
-        if n_new > self.capacity:
-            features, norms, weights = (t[-self.capacity :] for t in (features, norms, weights))
-            n_new = self.capacity
-        slots = (torch.arange(n_new, device=norms.device) + self._next) % self.capacity
-        self.features[slots] = features
-        self.norms[slots] = norms
-        self.weights[slots] = weights
-        self._next = (self._next + n_new) % self.capacity
+        """Append records, overwriting the oldest once full (in at most two copies)."""
+        features, norms, weights = (t[-self.capacity :] for t in (features, norms, weights))
+        start, n_new = self._next, len(norms)
+        head = min(n_new, self.capacity - start)  # up to the end of the ring, the rest from 0
+        for source, target in (
+            (slice(0, head), slice(start, start + head)),
+            (slice(head, n_new), slice(0, n_new - head)),
+        ):
+            self.features[target] = features[source]
+            self.norms[target] = norms[source]
+            self.weights[target] = weights[source]
+        self._next = (start + n_new) % self.capacity
         self.size = min(self.size + n_new, self.capacity)
 
     def snapshot(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:

@@ -1,54 +1,74 @@
-"""RAIS-SGD (Algorithm 4.1) and the oracle O-SGD (section 3) as minibatch policies."""
+"""RAIS-SGD (Algorithm 4.1) as a minibatch policy."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 
 from .._engine import TensorDataset
-from .._policies import MinibatchPolicy, TrainingStep
-from ._gain import GainRatioEstimator, exact_gain_ratio
+from .._policies import TrainingStep
+from ._gain import GainRatioEstimator
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
-from ._norms import GradientProbe, PerExampleGradients
+from ._sampling import ImportanceSamplingPolicy, SamplingTable
+from ._solve_schedule import BackgroundSolves
 from ._uncertainty import (
     SolverError,
     UncertaintySet,
-    effective_sample_size,
     outlier_scale,
-    robust_scores,
     sampling_distribution,
     solve_uncertainty_set,
 )
 
-ORACLE_CHUNK = 1024
-"""Examples per forward pass when the oracle measures the whole training set."""
+DIVERGENCE_MESSAGE = (
+    "RAIS recorded non-finite gradient norms: training diverged. Lower lr (with "
+    "lr_scaling=True the step is lr times the gain ratio, up to batch_size times lr)."
+)
+
+REFRESH_INTERVAL = 16
+"""Default steps between two refreshes of the histories, features and scores (see RAISPolicy)."""
 
 
-def draw_minibatch(scores: Tensor, batch_size: int, generator: torch.Generator) -> Tensor:
-    """Indices of ``batch_size`` examples drawn independently, with replacement, from ``p``.
+@dataclass(frozen=True)
+class BlockStep:
+    """What a step leaves for the end of its bookkeeping block (all on the device).
 
-    ``scores`` are non-negative and proportional to ``p``; they need not sum to 1.
+    Attributes
+    ----------
+    indices, norms : Tensor of shape (batch_size,)
+        The drawn examples and their gradient norms.
+    importance, scale : Tensor of shape (batch_size,) or None
+        Their weights :math:`1/(n p_i)` and outlier multipliers; ``None`` for
+        uniform draws.
+    batch_gradient : Tensor
+        The step's minibatch gradient in the norms' space, for the gain ratio.
     """
-    return torch.multinomial(scores, batch_size, replacement=True, generator=generator)
+
+    indices: Tensor
+    norms: Tensor
+    importance: Tensor | None
+    scale: Tensor | None
+    batch_gradient: Tensor
 
 
-class RAISPolicy(MinibatchPolicy):
+class RAISPolicy(ImportanceSamplingPolicy):
     r"""Minibatches importance-sampled from a robust uncertainty set, with gain-ratio steps.
 
     Every step of RAIS-SGD (Algorithm 4.1):
 
     1. scores :math:`v_i = \langle c, s_i\rangle + k\langle d, s_i\rangle`
-       (:func:`robust_scores`, Proposition 4.1) give :math:`p \propto v`;
+       (Proposition 4.1) give :math:`p \propto v`;
     2. a minibatch of :math:`M` examples is drawn from :math:`p` with
        replacement and each loss is multiplied by :math:`1 / (n p_i)`
        (:meth:`sampling_weights`), so the gradient stays unbiased (eq. 4);
+       outliers' losses are capped (:func:`outlier_scale`, section 4.5);
     3. the drawn examples' gradient norms are recorded: into their
        histories, whose features :math:`s_i` feed the scores, and into the
        records on which (PT) trains :math:`c, d`;
@@ -56,20 +76,29 @@ class RAISPolicy(MinibatchPolicy):
        rate becomes :math:`\hat r \cdot \mathrm{lr\_sched}(\hat t)`, the
        schedule driven by epochs equivalent :math:`\hat t`.
 
-    The first epoch visits every example once in random order, uniformly, to
-    fill the histories (section 4.5); sampling stays uniform (with replacement)
-    until :math:`|D|` more draws have been recorded with features. (PT) is
-    then solved synchronously, and afterwards every
-    :math:`\lceil |D| / M \rceil` steps in a background thread while training
-    continues: a solve started at step :math:`t` is installed at step
-    :math:`t + \lceil |D|/M \rceil`, waiting for it if needed. Fixing the step
-    at which new parameters take effect keeps training reproducible. A failed
-    solve keeps the previous :math:`c, d` (or uniform sampling) and warns.
+    The first epoch is the uniform permutation of
+    :class:`~sk_reweight._policies.MinibatchPolicy`, which fills the histories
+    (section 4.5); sampling stays uniform (with replacement) until
+    :math:`|D|` more draws have been recorded with features. (PT) is then
+    solved synchronously, and afterwards on the clock of
+    :class:`~sk_reweight._rais._solve_schedule.BackgroundSolves`, each solve
+    warm-started from the set in use. A failed solve keeps the previous
+    :math:`c, d` (or uniform sampling) and warns.
 
-    With ``oracle=True`` the policy is O-SGD instead: before every step it
-    measures the gradient norm of every training example and samples
-    :math:`p \propto v` exactly (Proposition 3.1), with the exact gain ratio
-    (eq. 6); no history, no (PT).
+    **Bookkeeping in blocks.** A step itself only draws (from scores kept as
+    the two projections :math:`\langle c, s_i\rangle, \langle d,
+    s_i\rangle` of every example), measures the drawn norms and caps the
+    outliers. Steps 3 and 4 are done for ``refresh_interval`` steps at once
+    (:func:`~sk_reweight._rais._history.prepend_in_order`, the gain
+    estimator's log), at the end of every block and of every epoch, together
+    with the one read of the device (the gain ratio, and a check that
+    training has not diverged). Within a block the scores, and so :math:`p`,
+    stay as they were at its start: sampling stays unbiased (the weights are
+    those of the :math:`p` actually used), only the freshest norms of the
+    block wait for its end. ``refresh_interval=1`` is the paper's
+    step-by-step algorithm; the default of 16 makes a CPU step several times
+    cheaper (``docs/benchmarks.md``) and lets a GPU run 16 steps ahead of
+    the host.
 
     Parameters
     ----------
@@ -84,10 +113,12 @@ class RAISPolicy(MinibatchPolicy):
     lr_scaling : bool
         Multiply the learning rate by the gain ratio and drive the schedule
         by epochs equivalent; ``False`` keeps uniform SGD's step sizes.
-    oracle : bool
-        Sample with exact norms of the whole training set (O-SGD).
-    solver : str
-        cvxpy solver of (PT).
+    solver : {'newton', 'cvxpy'}
+        Solver of (PT) (see :func:`solve_uncertainty_set`).
+    cvxpy_solver : str
+        cvxpy's conic solver, for ``solver='cvxpy'`` and the fallback.
+    refresh_interval : int
+        Steps per bookkeeping block.
     """
 
     def __init__(
@@ -97,249 +128,213 @@ class RAISPolicy(MinibatchPolicy):
         gain_ema: float = 0.01,
         outlier_threshold: float = 100.0,
         lr_scaling: bool = True,
-        oracle: bool = False,
-        solver: str = "CLARABEL",
+        solver: str = "newton",
+        cvxpy_solver: str = "CLARABEL",
+        refresh_interval: int = REFRESH_INTERVAL,
     ) -> None:
-        self.grad_norm = grad_norm
+        super().__init__(grad_norm=grad_norm, lr_scaling=lr_scaling)
         self.history_size = history_size
         self.gain_ema = gain_ema
         self.outlier_threshold = outlier_threshold
-        self.lr_scaling = lr_scaling
-        self.oracle = oracle
         self.solver = solver
+        self.cvxpy_solver = cvxpy_solver
+        self.refresh_interval = refresh_interval
         self.uncertainty_set: UncertaintySet | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
         super().reset(n_samples, generator, device)
-        self.samples_equivalent = 0.0
         self.uncertainty_set = None
-        self.history = NormHistory(n_samples, device)
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        self.sampler = torch.Generator(device).manual_seed(seed)
-        self._c = self._d = None
+        self.norm_history = NormHistory(n_samples, device)
+        self._coefficients: Tensor | None = None  # (2, n_features): the rows c and d
+        self._projections: Tensor | None = None  # (2, n): <c, s_i> and <d, s_i>
+        self._drawn_projections: Tensor | None = None
+        self._table: SamplingTable | None = None  # p of the current block
+        self._block: list[BlockStep] = []
         self._gain: GainRatioEstimator | None = None
-        self._ratio = 1.0
-        self._batch_weights: Tensor | None = None
-        self._scores: Tensor | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
-        self._steps_since_solve = 0
-        self._solve_attempted = False
+        self._steps = 0
         self._records_with_features = 0
-        self.final_probabilities: Tensor | None = None
-        self._reset_epoch_statistics()
+        self._solves: BackgroundSolves | None = None
 
     def _reset_epoch_statistics(self) -> None:
-        self._ratios: list[float] = []
-        self._outliers = torch.zeros((), dtype=torch.long, device=self.device)
+        super()._reset_epoch_statistics()
+        self._outlier_scales: list[Tensor] = []
         self._drawn = 0
         self._solve_seconds = 0.0
         self._solve_status = "none"
+        self._solve_count = 0
+        self._solver_fallbacks = 0
 
     def begin_training(self, module: nn.Module, dataset: TensorDataset) -> None:
-        self.module = module
-        self.dataset = dataset
-        self.probe = GradientProbe(self.grad_norm, module)
-        sample_weight = dataset.sample_weight
-        mean_weight = sample_weight.mean()
-        self.relative_weight = sample_weight / mean_weight if mean_weight > 0 else sample_weight
+        super().begin_training(module, dataset)
         self.records = RecentRecords(
             min(self.history_size, self.n_samples), len(FEATURE_NAMES), self.device
         )
 
     def end_training(self) -> None:
-        if self._pending is not None:
-            self._install(self._pending)
-        if self._executor is not None:
-            self._executor.shutdown()
-        self.final_probabilities = self.probabilities()
-        self.probe.release()
-        # Training data, histories, scores and (PT) records are not part of the fitted model.
-        self.module = self.dataset = self.records = self.probe = self.history = None
-        self.relative_weight = self._estimate = self._uncertainty = self._scores = None
-        self._batch_weights = self._executor = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_executor"] = state["_pending"] = None
-        return state
+        if self._solves is not None:
+            self._refresh()
+            self._install(self._solves.shutdown())
+        super().end_training()
+        # Histories, scores and (PT) records are not part of the fitted model.
+        self.records = self.norm_history = self._projections = self._drawn_projections = None
+        self._table = None
 
     # ------------------------------------------------------------- sampling
-
-    @property
-    def progress(self) -> float:
-        """Epochs equivalent :math:`\\hat t M / n`: steps weighted by their gain ratio."""
-        return self.samples_equivalent / self.n_samples
-
-    def lr_factor(self) -> float:
-        return self._ratio if self.lr_scaling else 1.0
-
-    def sampling_weights(self) -> Tensor | None:
-        return self._batch_weights
 
     def probabilities(self) -> Tensor:
         """The sampling distribution over the training set for the next minibatch.
 
-        Uniform until the first (PT) solve; the oracle measures every example.
+        Uniform until the first (PT) solve.
         """
-        if self.oracle:
-            return self._oracle_probabilities()
-        if self._c is None:
+        if self._projections is None:
             return torch.full((self.n_samples,), 1.0 / self.n_samples, device=self.device)
-        return sampling_distribution(robust_scores(self.history.features, self._c, self._d))
+        return sampling_distribution(self._scores()).float()
 
-    def _current_scores(self) -> Tensor:
-        """Scores proportional to the next minibatch's sampling distribution.
+    def _scores(self) -> Tensor:
+        r"""Scores :math:`\langle c, s_i\rangle + k \langle d, s_i\rangle` of Proposition 4.1.
 
-        The robust scores of Proposition 4.1 are kept up to date row by row as
-        the histories change (:meth:`_update_scores`), so a step costs two
-        length-``n`` operations instead of two ``n x d`` products.
+        :math:`k = \sqrt{n / \sum_j \langle d, s_j\rangle}`, from the kept
+        projections: two length-``n`` operations, no ``n x d`` product, no read.
         """
-        if self.oracle:
-            return self._oracle_probabilities()
-        if self._c is None:
-            return torch.ones(self.n_samples, device=self.device)
-        k = torch.sqrt(self.n_samples / self._uncertainty_total.clamp_min(1e-30))
-        return torch.add(self._estimate, self._uncertainty * k)
+        estimate, uncertainty = self._projections
+        k = torch.rsqrt(uncertainty.sum().clamp_min(1e-30) / self.n_samples)
+        return torch.addcmul(estimate, uncertainty, k)
 
-    def _refresh_scores(self) -> None:
-        features = self.history.features
-        self._estimate = features @ self._c
-        self._uncertainty = features @ self._d
-        self._uncertainty_total = self._uncertainty.sum()
+    def _project(self, features: Tensor) -> Tensor:
+        """:math:`(\\langle c, s\\rangle, \\langle d, s\\rangle)` of feature rows; non-finite → 0.
 
-    def _update_scores(self, rows: Tensor) -> None:
-        if self._c is None:
-            return
-        features = self.history.features[rows]
-        uncertainty = features @ self._d
-        self._uncertainty_total += (uncertainty - self._uncertainty[rows]).sum()
-        self._uncertainty[rows] = uncertainty
-        self._estimate[rows] = features @ self._c
+        Non-finite features only arise from diverged training, which the gain
+        read reports; zeroing them keeps the draws well defined meanwhile.
+        """
+        return torch.nan_to_num_(self._coefficients @ features.T, nan=0.0, posinf=0.0)
 
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
-        self.epochs_started += 1
         if self._gain is None:
             self._gain = GainRatioEstimator(self.gain_ema, batch_size, self.device)
-        if self.epochs_started == 1 and not self.oracle:
-            yield from self._uniform_batches(batch_size)
-            return
+            interval = math.ceil(self.records.capacity / batch_size)
+            self._solves = BackgroundSolves(solve_uncertainty_set, interval)
+        if self.epochs_started == 0:
+            self._batch_weights = None
+            yield from super().epoch_batches(batch_size)
+        else:
+            yield from self._importance_sampled_batches(batch_size)
+        self._refresh()
+
+    def _importance_sampled_batches(self, batch_size: int) -> Iterator[Tensor]:
+        self.epochs_started += 1
         for start in range(0, self.n_samples, batch_size):
             n_drawn = min(batch_size, self.n_samples - start)
-            if not self.oracle:
-                self._refresh_uncertainty_set(batch_size)
-            scores = self._current_scores()
-            total = scores.sum()
-            if not torch.isfinite(total):
-                raise FloatingPointError(
-                    "RAIS recorded non-finite gradient norms: training diverged. Lower lr "
-                    "(with lr_scaling=True the step is lr times the gain ratio, up to "
-                    "batch_size times lr)."
+            self._update_uncertainty_set()
+            if self._table is None:
+                self._batch_weights = None
+                indices = torch.randint(
+                    self.n_samples, (n_drawn,), generator=self.sampler, device=self.device
                 )
-            indices = draw_minibatch(scores, n_drawn, self.sampler)
-            self._scores = scores
-            self._batch_weights = total / (self.n_samples * scores[indices])
+            else:
+                indices = self._draw(self._table, n_drawn)
+                self._drawn_projections = self._projections.index_select(1, indices)
             yield indices
             self._advance(n_drawn)
 
-    def _uniform_batches(self, batch_size: int) -> Iterator[Tensor]:
-        """The first epoch: every example once, in random order, with unit weights."""
-        self._batch_weights = None
-        order = torch.randperm(self.n_samples, generator=self.generator).to(self.device)
-        for start in range(0, self.n_samples, batch_size):
-            yield order[start : start + batch_size]
-            self._advance(min(batch_size, self.n_samples - start))
-
     def _advance(self, n_drawn: int) -> None:
-        self.samples_seen += n_drawn
-        self.samples_equivalent += self.lr_factor() * n_drawn
+        super()._advance(n_drawn)
+        self._steps += 1
+        if len(self._block) >= self.refresh_interval:
+            self._refresh()
 
     # -------------------------------------------------------------- a step
 
     def loss_weights(self, step: TrainingStep) -> Tensor | None:
-        relative_weight = self.relative_weight[step.indices]
-        n_drawn = len(step.indices)
-        self._drawn += n_drawn
-        # The engine divides by the batch's summed sample weights; this factor makes the step
-        # (1/M) sum_i (u_i / mean u) l_i / (n p_i), unbiased for the weighted mean loss.
-        unbiased = relative_weight.sum() / n_drawn
-        if self.oracle:
-            # The oracle measured every example before drawing: nothing to record.
-            return self._batch_weights * unbiased
+        indices = step.indices
+        self._drawn += len(indices)
+        relative_weight = self._relative_weight(indices)
         gradients = self.probe.gradients(step.inputs, step.logits, step.targets)
-        norms = gradients.norms * relative_weight
-        if self._batch_weights is None:
-            coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
-            self._record(step.indices, norms, torch.ones_like(norms))
-            self._update_gain(gradients, norms, torch.ones_like(norms), coefficients)
-            return None
+        norms = gradients.norms
+        if relative_weight is not None:
+            norms = norms * relative_weight
         importance = self._batch_weights
-        scale = torch.ones_like(norms)
-        if self._c is not None:
-            features = self.history.features[step.indices]
-            scale = outlier_scale(features, norms, self._c, self._d, self.outlier_threshold)
-            self._outliers += (scale < 1).sum()
-        self._record(step.indices, norms, importance)
-        multipliers = importance * scale
-        coefficients = relative_weight * multipliers / n_drawn
-        self._update_gain(gradients, norms * scale, importance, coefficients)
-        return multipliers * unbiased
-
-    def _record(self, indices: Tensor, norms: Tensor, importance: Tensor) -> None:
-        """Keep the draws for (PT) with their current features, then update the histories."""
-        self.records.add(self.history.features[indices], norms, importance)
-        self._update_scores(self.history.record(indices, norms))
-        self._steps_since_solve += 1
-        if self.epochs_started > 1:
-            self._records_with_features += len(indices)
-
-    def _update_gain(
-        self,
-        gradients: PerExampleGradients,
-        norms: Tensor,
-        importance: Tensor,
-        coefficients: Tensor,
-    ) -> None:
-        batch_gradient = gradients.weighted_sum(coefficients)
-        self._gain.update(norms, importance, batch_gradient.square().sum())
-        self._ratio = self._gain.ratio
-        self._ratios.append(self._ratio)
-
-    # --------------------------------------------------------------- oracle
-
-    def _oracle_probabilities(self) -> Tensor:
-        """Exact norms of every example (O-SGD); also sets the exact gain ratio."""
-        norms, mean_gradient = [], 0.0
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            for start in range(0, self.n_samples, ORACLE_CHUNK):
-                X, (y, _, index) = self.dataset[slice(start, start + ORACLE_CHUNK)]
-                relative_weight = self.relative_weight[index]
-                with torch.no_grad():
-                    logits = self.module(X)
-                gradients = self.probe.gradients(X, logits, y)
-                norms.append(gradients.norms * relative_weight)
-                mean_gradient = mean_gradient + gradients.weighted_sum(
-                    relative_weight / self.n_samples
-                )
-        finally:
-            self.module.train(was_training)
-        norms = torch.cat(norms)
-        probabilities = sampling_distribution(norms)
-        if self._gain is not None:
-            ratio = exact_gain_ratio(
-                norms, probabilities, mean_gradient.square().sum().item(), self._gain.batch_size
+        if importance is None:  # uniform draws: the engine's plain weighted mean
+            if relative_weight is None:
+                coefficients = torch.full_like(norms, 1.0 / len(norms))
+            else:
+                coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
+            self._block.append(
+                BlockStep(indices, norms, None, None, gradients.weighted_sum(coefficients))
             )
-            self._ratio = min(max(ratio, 1.0), float(self._gain.batch_size))
-            self._ratios.append(self._ratio)
-        return probabilities
+            return None
+        estimate, uncertainty = self._drawn_projections
+        scale = outlier_scale(norms, estimate, uncertainty, self.outlier_threshold)
+        multipliers = importance * scale
+        coefficients = multipliers / len(norms)
+        if relative_weight is not None:
+            coefficients = coefficients * relative_weight
+        self._block.append(
+            BlockStep(indices, norms, importance, scale, gradients.weighted_sum(coefficients))
+        )
+        return self._unbiased(multipliers, relative_weight)
+
+    def _refresh(self) -> None:
+        """End a bookkeeping block: record its draws, refresh scores, read the gain ratio.
+
+        The records keep each draw's features at draw time, i.e. as they were
+        at the start of the block; the histories then take the block's norms
+        in order, the drawn examples' features and scores are refreshed, and
+        the gain estimate takes the block's minibatches in order. All
+        minibatches of a block but its last have the same size.
+        """
+        block, self._block = self._block, []
+        if block:
+            examples = torch.cat([step.indices for step in block])
+            norms = torch.cat([step.norms for step in block])
+            uniform = block[0].importance is None  # a block is all uniform or all sampled
+            importance = (
+                torch.ones_like(norms) if uniform else torch.cat([s.importance for s in block])
+            )
+            self.records.add(
+                self.norm_history.features.index_select(0, examples), norms, importance
+            )
+            steps = torch.arange(len(examples), device=examples.device).div_(
+                len(block[0].indices), rounding_mode="floor"
+            )
+            rows, features = self.norm_history.record(examples, norms, steps, len(block))
+            if self._projections is not None:
+                self._projections.index_copy_(1, rows, self._project(features))
+                self._table = SamplingTable(self._scores())
+            if self.epochs_started > 1:
+                self._records_with_features += len(examples)
+            if not uniform:
+                scales = torch.cat([step.scale for step in block])
+                self._outlier_scales.append(scales)
+                norms = norms * scales  # the gain sees the capped norms the step used
+            self._update_gain(block, norms, importance)
+        if self._gain is not None:
+            ratio, finite = self._gain.read()
+            if not finite:
+                raise FloatingPointError(DIVERGENCE_MESSAGE)
+            self._ratio = ratio
+
+    def _update_gain(self, block: list[BlockStep], norms: Tensor, importance: Tensor) -> None:
+        """Eq. 7's moments of the block's minibatches, in order (a shorter last one apart)."""
+        gradients = torch.stack([step.batch_gradient for step in block]).flatten(1)
+        squared_norms = torch.linalg.vector_norm(gradients, dim=1).square_()
+        size, n_full = len(block[0].indices), len(block)
+        if len(block[-1].indices) != size:
+            n_full -= 1
+        full = n_full * size
+        if n_full:
+            self._gain.update(
+                norms[:full].view(n_full, size),
+                importance[:full].view(n_full, size),
+                squared_norms[:n_full],
+            )
+        if n_full < len(block):
+            self._gain.update(norms[full:], importance[full:], squared_norms[-1])
 
     # ------------------------------------------------- the uncertainty set
 
-    def _refresh_uncertainty_set(self, batch_size: int) -> None:
+    def _update_uncertainty_set(self) -> None:
         """Solve (PT) on schedule: first synchronously, then one interval in the background.
 
         The first solve waits until the records hold :math:`|D|` draws made
@@ -347,34 +342,40 @@ class RAISPolicy(MinibatchPolicy):
         first epoch's records carry no features yet (nothing was recorded
         before them), and would leave the feature coefficients unidentified.
         """
-        interval = math.ceil(self.records.capacity / batch_size)
-        if not self._solve_attempted:
-            if self._records_with_features < self.records.capacity:
+        if not self._solves.started:
+            if self._records_with_features + self._pending_draws() < self.records.capacity:
                 return
-            self._solve_attempted = True
-            self._install(self._submit())
-            return
-        if self._steps_since_solve < interval:
-            return
-        if self._pending is not None:
-            self._install(self._pending)
-        self._pending = self._submit()
+            self._submit()
+            self._install(self._solves.collect())
+        elif self._solves.due(self._steps):
+            self._install(self._solves.collect())
+            self._submit()
 
-    def _submit(self) -> Future:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rais-pt")
+    def _pending_draws(self) -> int:
+        return sum(len(step.indices) for step in self._block) if self.epochs_started > 1 else 0
+
+    def _submit(self) -> None:
+        self._refresh()  # the records must hold every draw so far
         features, norms, weights = self.records.snapshot()
-        mean_features = self.history.features.mean(dim=0).to("cpu", torch.float64).numpy()
-        self._steps_since_solve = 0
-        return self._executor.submit(
-            solve_uncertainty_set, features, norms, weights, mean_features, self.solver
+        mean_features = self.norm_history.features.mean(dim=0).to("cpu", torch.float64).numpy()
+        self._solves.submit(
+            self._steps,
+            features,
+            norms,
+            weights,
+            mean_features,
+            solver=self.solver,
+            cvxpy_solver=self.cvxpy_solver,
+            initial=self.uncertainty_set,
         )
 
-    def _install(self, pending: Future) -> None:
-        """Wait for a solve and use its result; keep the previous set if it failed."""
-        self._pending = None
+    def _install(self, finished: Future | None) -> None:
+        """Use a finished solve's set; keep the previous one (and warn) if it failed."""
+        if finished is None:
+            return
+        self._refresh()  # a block is drawn from one distribution
         try:
-            result = pending.result()
+            result = finished.result()
         except (SolverError, ValueError, ArithmeticError) as exc:
             warnings.warn(
                 f"RAIS could not train its uncertainty set ({exc}); keeping the previous "
@@ -385,33 +386,34 @@ class RAISPolicy(MinibatchPolicy):
             self._solve_status = "failed"
             return
         self.uncertainty_set = result
-        self._c = torch.as_tensor(result.c, dtype=torch.float32, device=self.device)
-        self._d = torch.as_tensor(result.d, dtype=torch.float32, device=self.device)
-        self._refresh_scores()
-        if self._current_scores().sum() <= 0:
+        self._solve_seconds += result.solve_seconds
+        self._solve_status = result.status
+        self._solve_count += 1
+        self._solver_fallbacks += result.fallback_reason is not None
+        self._coefficients = torch.as_tensor(
+            np.stack([result.c, result.d]), dtype=torch.float32, device=self.device
+        )
+        self._projections = self._project(self.norm_history.features)
+        self._table = SamplingTable(self._scores())
+        if self._table.total <= 0:
             warnings.warn(
                 "RAIS's uncertainty set gives every example a zero score (all recorded "
                 "gradient norms are zero); sampling uniformly.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-            self._c = self._d = None
-        self._solve_seconds += result.solve_seconds
-        self._solve_status = result.status
+            self._coefficients = self._projections = self._table = None
 
     # ----------------------------------------------------------- statistics
 
     def epoch_statistics(self) -> dict[str, float | str]:
-        probabilities = None if self._scores is None else sampling_distribution(self._scores)
+        scales = self._outlier_scales
+        outliers = int((torch.cat(scales) < 1).sum()) if scales else 0
         statistics = {
-            "gain_ratio": sum(self._ratios) / len(self._ratios) if self._ratios else 1.0,
-            "epochs_equivalent": self.progress,
             "solve_seconds": self._solve_seconds,
             "solve_status": self._solve_status,
-            "effective_sample_size": (
-                1.0 if probabilities is None else effective_sample_size(probabilities)
-            ),
-            "outlier_fraction": self._outliers.item() / max(self._drawn, 1),
+            "solves": self._solve_count,
+            "solver_fallbacks": self._solver_fallbacks,
+            "outlier_fraction": outliers / max(self._drawn, 1),
         }
-        self._reset_epoch_statistics()
-        return statistics
+        return {**super().epoch_statistics(), **statistics}

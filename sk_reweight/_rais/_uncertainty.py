@@ -97,24 +97,34 @@ def effective_sample_size(probabilities: Tensor) -> float:
 
 
 def outlier_scale(
-    features: Tensor, norms: Tensor, c: Tensor, d: Tensor, threshold: float
+    norms: Tensor, estimate: Tensor, uncertainty: Tensor, threshold: float
 ) -> Tensor:
     r"""Per-example loss multipliers that cap :math:`Q_{cd}` of outliers at ``threshold``.
 
     Section 4.5: an example whose norm lies so far above its estimate that
-    :math:`Q_{cd}(s_i, v_i) > \tau` has its loss scaled down until
-    :math:`Q = \tau`, i.e. its norm is clipped to
-    :math:`\langle c, s_i\rangle + \sqrt{\tau \langle d, s_i\rangle}`. Examples
-    whose norm falls *below* the estimate are left alone: they cannot inflate
-    the gradient's variance.
+    :math:`Q_{cd}(s_i, v_i) = (\langle c, s_i\rangle - v_i)^2 / \langle d, s_i\rangle
+    > \tau` has its loss scaled down until :math:`Q = \tau`, i.e. its norm is
+    clipped to :math:`\langle c, s_i\rangle + \sqrt{\tau \langle d, s_i\rangle}`.
+    Examples whose norm falls *below* the estimate are left alone: they
+    cannot inflate the gradient's variance.
+
+    Parameters
+    ----------
+    norms : Tensor of shape (batch_size,)
+        :math:`v_i`.
+    estimate, uncertainty : Tensor of shape (batch_size,)
+        :math:`\langle c, s_i\rangle` and :math:`\langle d, s_i\rangle`.
+    threshold : float
+        :math:`\tau`.
 
     Returns
     -------
     scale : Tensor of shape (batch_size,)
         In ``(0, 1]``; 1 for every non-outlier.
     """
-    bound = features @ c + torch.sqrt(threshold * (features @ d))
-    return torch.where(norms > bound, bound / norms, torch.ones_like(norms))
+    bound = torch.sqrt(threshold * uncertainty).add_(estimate)
+    # fmin ignores the NaN of 0/0 (a zero norm on a zero bound): that example is no outlier.
+    return torch.fmin(bound.div_(norms), torch.ones((), device=norms.device))
 
 
 def uncertainty_constraint(

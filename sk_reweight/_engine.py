@@ -247,6 +247,7 @@ class ReweightingNet(NeuralNet):
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
         super().on_train_begin(net, X=X, **kwargs)
+        self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
 
     def on_train_end(self, net: NeuralNet, **kwargs):

@@ -7,6 +7,7 @@ their losses and, for RAIS, a factor on the learning rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,7 +61,17 @@ class MinibatchPolicy:
     and :meth:`loss_weights` after each minibatch's forward pass, records
     :meth:`epoch_statistics` in the history at the end of each epoch and calls
     :meth:`end_training` when training stops.
+
+    Attributes
+    ----------
+    progress_limit : float
+        The engine ends training once :attr:`progress` reaches it (its
+        ``max_epochs``); a policy whose progress runs ahead of its epochs may
+        end an epoch early there, instead of drawing minibatches that the
+        schedule no longer wants.
     """
+
+    progress_limit: float = math.inf
 
     def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
         """Prepare for training on ``n_samples`` examples stored on ``device``.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
@@ -76,3 +78,44 @@ def test_rais_cnn_with_weighted_batch_norm_on_gpu(digits):
     images = X.reshape(-1, 1, 8, 8)
     model = RAISClassifier(max_epochs=3, lr=0.05, random_state=0, device="cuda").fit(images, y)
     assert model.score(images, y) > 0.5
+
+
+class CountSynchronisations(Callback):
+    """Count the device synchronisations of every epoch after the first two (sampling epochs)."""
+
+    def __init__(self):
+        self.per_epoch: list[int] = []
+        self.steps: list[int] = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._recording = len(net.history) > 2
+        if self._recording:
+            self._caught = warnings.catch_warnings(record=True)
+            self._log = self._caught.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_epoch_end(self, net, **kwargs):
+        # Called after the engine's own once-per-epoch reads (the epoch's loss, statistics).
+        if self._recording:
+            torch.cuda.set_sync_debug_mode("default")
+            self._caught.__exit__(None, None, None)
+            self.per_epoch.append(sum("synchroniz" in str(w.message) for w in self._log))
+            self.steps.append(net.history[-1, "train_batch_count"])
+
+
+def test_rais_steps_do_not_synchronise_the_device(digits):
+    """At most one read per bookkeeping block and a few per epoch and solve: none per step."""
+    X, y = digits
+    counter = CountSynchronisations()
+    model = RAISClassifier(
+        max_epochs=8, batch_size=32, random_state=0, device="cuda", callbacks=[counter]
+    ).fit(X, y)
+    assert counter.per_epoch, "no sampling epoch was recorded"
+    refresh = model.refresh_interval
+    for syncs, steps, solves in zip(
+        counter.per_epoch, counter.steps, model.history_[3:, "solves"], strict=False
+    ):
+        blocks = -(-steps // refresh)
+        assert syncs <= blocks + 8 * solves + 10, (syncs, steps, solves)
+        assert syncs < steps / 2

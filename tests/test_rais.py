@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 
 import numpy as np
@@ -222,9 +223,51 @@ def test_grid_search_over_rais_parameters(breast_cancer):
     assert set(search.best_params_) == {"grad_norm", "lr"}
 
 
+def test_cvxpy_solver_gives_the_newton_solvers_sets(digits):
+    X, y = digits
+    params = {**RAIS, "max_epochs": 4}
+    newton = RAISClassifier(**params).fit(X, y)
+    reference = RAISClassifier(**params, solver="cvxpy").fit(X, y)
+    assert newton.uncertainty_set_.solver == "newton"
+    assert reference.uncertainty_set_.solver == "cvxpy"
+    # Same draws until the first solve; the sets then differ only by solver tolerance.
+    first = next(epoch for epoch in newton.history_ if epoch["solves"])
+    assert first["epoch"] == 3
+    assert sum(newton.history_[:, "solver_fallbacks"]) == 0
+    np.testing.assert_allclose(
+        newton.sampling_probabilities(), reference.sampling_probabilities(), atol=1e-3
+    )
+
+
+def test_uncertified_newton_solves_fall_back_to_cvxpy_and_are_counted(digits, monkeypatch):
+    one_iteration = functools.partial(_policy.solve_uncertainty_set, max_newton_iterations=1)
+    monkeypatch.setattr(_policy, "solve_uncertainty_set", one_iteration)
+    X, y = digits
+    model = RAISClassifier(**{**RAIS, "max_epochs": 6}).fit(X, y)
+    solves, fallbacks = model.history_[:, "solves"], model.history_[:, "solver_fallbacks"]
+    assert sum(solves) >= 2
+    assert fallbacks == solves
+    assert model.uncertainty_set_.solver == "cvxpy"
+    assert "iteration" in model.uncertainty_set_.fallback_reason
+
+
+@pytest.mark.parametrize("refresh_interval", [1, 5])
+def test_every_refresh_interval_keeps_scores_exact_at_epoch_ends(refresh_interval, digits):
+    X, y = digits
+    CheckScores.checked = 0
+    params = {**RAIS, "max_epochs": 4, "refresh_interval": refresh_interval}
+    model = RAISClassifier(**params, callbacks=[CheckScores()]).fit(X, y)
+    assert CheckScores.checked >= 2
+    assert model.score(X, y) > 0.9
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
+        ({"solver": "clarabel"}, "solver"),
+        ({"solver": "cvxpy", "cvxpy_solver": "OSQP"}, "cvxpy_solver"),
+        ({"cvxpy_solver": "NOT_A_SOLVER"}, "cvxpy_solver"),
+        ({"refresh_interval": 0}, "refresh_interval"),
         ({"grad_norm": "full"}, "grad_norm"),
         ({"history_size": 0}, "history_size"),
         ({"gain_ema": 0.0}, "gain_ema"),

@@ -38,6 +38,8 @@ class OraclePolicy(ImportanceSamplingPolicy):
         self.epochs_started += 1
         self._batch_size = batch_size
         for start in range(0, self.n_samples, batch_size):
+            if self.progress >= self.progress_limit:
+                return  # the schedule is complete: the engine stops before the next epoch
             n_drawn = min(batch_size, self.n_samples - start)
             indices = self._draw(SamplingTable(self._measure(update_ratio=True)), n_drawn)
             yield indices

@@ -225,6 +225,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def _importance_sampled_batches(self, batch_size: int) -> Iterator[Tensor]:
         self.epochs_started += 1
         for start in range(0, self.n_samples, batch_size):
+            if self.progress >= self.progress_limit:
+                return  # the schedule is complete: the engine stops before the next epoch
             n_drawn = min(batch_size, self.n_samples - start)
             self._update_uncertainty_set()
             if self._table is None:

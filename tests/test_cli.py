@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from sk_reweight import _demo
 from sk_reweight.__main__ import main
 
 from . import fake_datasets
+from .test_demo import RACE_COLUMNS, TINY_RAIS_DEMO
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +26,8 @@ def assert_valid_png(path):
     assert width > 100
 
 
-def test_demo_prints_a_table_for_both_datasets(capsys):
+def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch):
+    monkeypatch.setattr(_demo, "RAIS_DEMO", TINY_RAIS_DEMO)
     assert main(["demo", "--folds", "2", "--repeats", "1", "--epochs", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [
@@ -32,6 +35,7 @@ def test_demo_prints_a_table_for_both_datasets(capsys):
     ]
     assert len(rows) == 4
     assert any("| RGD |" in row for row in rows)
+    assert lines.index(RACE_COLUMNS) > lines.index(rows[-1])
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
+from sklearn.metrics import log_loss
 
-from sk_reweight._speed import speed_summary
+from sk_reweight import ERMClassifier
+from sk_reweight._methods import Budget, make_model
+from sk_reweight._speed import (
+    FULL_LOSS,
+    TrainTestSplit,
+    WeightsPerEpoch,
+    fit_curve,
+    mean_cross_entropy,
+    speed_summary,
+)
 
 
 def _curve(losses, epoch_seconds):
@@ -34,3 +46,43 @@ def test_a_method_that_never_reaches_the_target_has_no_speedup():
     summary = speed_summary(baseline, method)
     assert pd.isna(summary["seconds_to_target"])
     assert pd.isna(summary["speedup"])
+
+
+def test_full_loss_curve_evaluates_every_epoch_outside_training(breast_cancer):
+    X, y = breast_cancer
+    split = TrainTestSplit(X[:400], y[:400], X[400:], y[400:], "tabular", 2, lambda: None)
+    parameters = {"hidden_layer_sizes": (8,), "optimizer": "sgd", "lr": 0.05, "max_epochs": 3}
+    curve, accuracy = fit_curve(split, Budget(), 0, "erm", parameters, full_loss=True)
+    plain, plain_accuracy = fit_curve(split, Budget(), 0, "erm", parameters)
+    # Copying the weights after every epoch changes nothing in training, nor the final model.
+    assert curve["train_loss"].tolist() == plain["train_loss"].tolist()
+    assert accuracy == plain_accuracy
+    model = make_model("erm", "tabular", 2, None, Budget(), 0, tune=False)
+    model[-1].set_params(**parameters)
+    model.fit(split.X_train, split.y_train)
+    assert len(curve) == 3
+    assert curve[FULL_LOSS].iloc[-1] == pytest.approx(
+        mean_cross_entropy(model[-1], split.X_train.astype("float32"), split.y_train)
+    )
+    assert curve[FULL_LOSS].iloc[0] > curve[FULL_LOSS].iloc[-1]
+
+
+def test_mean_cross_entropy_is_the_log_loss(breast_cancer):
+    X, y = breast_cancer
+    model = make_model("erm", "tabular", 2, None, Budget(max_epochs=2), 0, tune=False)
+    classifier = model.fit(X, y)[-1]
+    expected = log_loss(y, classifier.predict_proba(X.astype("float32")))
+    assert mean_cross_entropy(classifier, X.astype("float32"), y) == pytest.approx(expected)
+
+
+def test_copying_the_weights_is_not_part_of_the_timed_epoch(breast_cancer):
+    class SlowCopy(WeightsPerEpoch):
+        def on_epoch_end(self, net, **kwargs):
+            time.sleep(0.2)
+            super().on_epoch_end(net, **kwargs)
+
+    X, y = breast_cancer
+    classifier = ERMClassifier(hidden_layer_sizes=(4,), max_epochs=2, callbacks=[SlowCopy()])
+    durations = classifier.fit(X, y).history_[:, "dur"]
+    assert len(durations) == 2
+    assert max(durations) < 0.2

@@ -1,0 +1,53 @@
+"""The demonstration's RAIS race: its printed table and the verdict computed from it."""
+
+from __future__ import annotations
+
+import math
+
+from sk_reweight._demo import Comparison, RaisDemo, run_rais_demo, verdict
+
+TINY_RAIS_DEMO = RaisDemo(n_samples=600, hidden_layer_sizes=(16,), max_epochs=3)
+"""Settings that run the RAIS part in a few seconds."""
+
+RACE_COLUMNS = (
+    "| method | epochs run | epochs equivalent | train s | full train loss | test accuracy "
+    "| epochs to target | s to target |"
+)
+
+
+def test_rais_demo_prints_the_three_runs_and_a_verdict(capsys):
+    table = run_rais_demo(TINY_RAIS_DEMO)
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index(RACE_COLUMNS)
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in lines[header + 2 : header + 5]]
+    assert rows[:2] == ["uniform SGD", "RAIS"]
+    assert rows[2].startswith("uniform SGD, RAIS's ")
+    assert len(table) == 3
+    # The compressed baseline runs RAIS's epochs; RAIS reaches the schedule's end.
+    assert table["epochs run"].iloc[2] == table["epochs run"].iloc[1]
+    assert float(table["epochs equivalent"].iloc[1]) >= TINY_RAIS_DEMO.max_epochs
+    assert lines[-1].startswith("RAIS wins on ")
+    assert "test accuracy against uniform SGD" in lines[-1]
+
+
+def test_a_comparison_ties_within_tolerance_and_at_printed_precision():
+    assert Comparison("loss", 0.1, 0.2, lower_is_better=True).outcome() == "wins"
+    assert Comparison("loss", 0.3, 0.2, lower_is_better=True).outcome() == "loses"
+    assert Comparison("accuracy", 0.9, 0.8, lower_is_better=False).outcome() == "wins"
+    assert Comparison("accuracy", 0.9, 0.89, False, tolerance=0.02).outcome() == "ties"
+    assert Comparison("epochs", 2.98, 3.0, True, digits=1).outcome() == "ties"
+    assert Comparison("epochs", math.nan, 3.0, True).outcome() == "loses"
+
+
+def test_the_verdict_names_wins_ties_and_losses_with_their_numbers():
+    comparisons = [
+        Comparison("epochs to the target", 13.0, 30.0, True, digits=1),
+        Comparison("seconds to the target", math.nan, 8.0, True),
+        Comparison("test accuracy", 0.881, 0.882, False, tolerance=0.01, digits=3),
+    ]
+    assert verdict(comparisons) == (
+        "RAIS wins on epochs to the target (13.0 vs 30.0); "
+        "it ties (within noise) on test accuracy (0.881 vs 0.882); "
+        "it does not win on seconds to the target (not reached vs 8.00)."
+    )
+    assert verdict(comparisons[1:]).startswith("RAIS wins on none of these measures; ")

@@ -39,17 +39,17 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 @cache
 def _window_constants(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Positions ``0..15``; the windows of the means then of the spreads; the window matrix.
+    """The windows of the means then of the spreads, and their 0/1 membership matrices.
 
-    The matrix maps ``[x, x**2]`` (16 + 16 columns) to the window sums of
-    ``x`` (one column per window) and of ``x**2`` (one per spread window).
+    ``history @ means[:, w]`` sums the newest ``WINDOWS[w]`` entries of each
+    row, ``history**2 @ spreads[:, w]`` the squares of the newest
+    ``SPREAD_WINDOWS[w]``.
     """
-    positions = torch.arange(HISTORY_LENGTH, device=device)
+    positions = torch.arange(HISTORY_LENGTH, device=device).unsqueeze(1)
     windows = torch.tensor(WINDOWS + SPREAD_WINDOWS, device=device)
-    membership = (positions.unsqueeze(1) < windows).double()
-    n_means = len(WINDOWS)
-    matrix = torch.block_diag(membership[:, :n_means], membership[:, n_means:])
-    return positions, windows, matrix
+    means = (positions < torch.tensor(WINDOWS, device=device)).double()
+    spreads = (positions < torch.tensor(SPREAD_WINDOWS, device=device)).double()
+    return windows, means, spreads
 
 
 def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
@@ -61,33 +61,33 @@ def norm_history_features(history: Tensor, counts: Tensor) -> Tensor:
     deviation; then a constant bias of 1. An example with no record has zero
     features except the bias. Every feature is non-negative, as (PT) requires.
 
-    All window sums of :math:`x` and :math:`x^2` are one product of
-    :math:`[x, x^2]` with a fixed 0/1 matrix, in float64, so that
-    :math:`\mathbb E[x^2] - \mathbb E[x]^2` does not cancel when the norms
-    barely vary (float32 would lose every digit of a variance of
-    :math:`10^{-4}` around norms of 40).
+    The window sums of :math:`x` and :math:`x^2` are two products with fixed
+    0/1 matrices, in float64, so that :math:`\mathbb E[x^2] - \mathbb E[x]^2`
+    does not cancel when the norms barely vary (float32 would lose every
+    digit of a variance of :math:`10^{-4}` around norms of 40).
 
     Parameters
     ----------
     history : Tensor of shape (n_examples, 16)
         Recorded norms, **newest first**; the first ``counts[i]`` entries of
-        row ``i`` are valid, the others are ignored.
+        row ``i`` are the records, the others are 0 (as :class:`NormHistory`
+        keeps them).
     counts : Tensor of shape (n_examples,)
-        Number of valid records per example (values above 16 count as 16).
+        Number of records per example (values above 16 count as 16).
 
     Returns
     -------
     features : Tensor of shape (n_examples, len(FEATURE_NAMES)), float32
         Columns in the order of :data:`FEATURE_NAMES`.
     """
-    positions, windows, matrix = _window_constants(history.device)
-    counts = counts.unsqueeze(1)
-    values = history.double() * (positions < counts)
-    sums = torch.cat([values, values * values], dim=1) @ matrix
-    moments = sums / torch.minimum(counts, windows).clamp_min(1)
-    means = moments[:, : len(WINDOWS)]
-    first = WINDOWS.index(SPREAD_WINDOWS[0])
-    variances = (moments[:, len(WINDOWS) :] - means[:, first:].square()).clamp_min_(0.0)
+    windows, mean_windows, spread_windows = _window_constants(history.device)
+    values = history.double()
+    sizes = torch.minimum(counts.unsqueeze(1), windows).clamp_min_(1)
+    n_means = len(WINDOWS)
+    means = (values @ mean_windows).div_(sizes[:, :n_means])
+    mean_squares = (values * values @ spread_windows).div_(sizes[:, n_means:])
+    first = n_means - len(SPREAD_WINDOWS)
+    variances = mean_squares.sub_(means[:, first:].square()).clamp_min_(0.0)
     bias = torch.ones_like(means[:, :1])
     return torch.cat([means, variances, variances.sqrt(), bias], dim=1).float()
 

@@ -70,13 +70,17 @@ class LastLayerGradients:
     @property
     def norms(self) -> Tensor:
         r""":math:`\|\delta_i\| \sqrt{\|h_i\|^2 + 1}` of every example."""
-        inputs = torch.linalg.vector_norm(self.inputs, dim=1).square_().add_(1.0).sqrt_()
-        return torch.linalg.vector_norm(self.delta, dim=1).mul_(inputs)
+        one = torch.ones((), device=self.inputs.device)
+        augmented = torch.hypot(torch.linalg.vector_norm(self.inputs, dim=1), one)
+        return torch.linalg.vector_norm(self.delta, dim=1).mul_(augmented)
 
     def weighted_sum(self, coefficients: Tensor) -> Tensor:
-        r""":math:`\sum_i a_i \delta_i (h_i, 1)^\top`, the layer's minibatch gradient."""
-        augmented = torch.cat([self.inputs, torch.ones_like(self.inputs[:, :1])], dim=1)
-        return (coefficients.unsqueeze(1) * self.delta).T @ augmented
+        r""":math:`\sum_i a_i \delta_i (h_i, 1)^\top`, the layer's minibatch gradient.
+
+        The bias column :math:`\sum_i a_i \delta_i` is the last column.
+        """
+        scaled = coefficients.unsqueeze(1) * self.delta
+        return torch.cat([scaled.T @ self.inputs, scaled.sum(dim=0).unsqueeze(1)], dim=1)
 
 
 PerExampleGradients = FlatGradients | LastLayerGradients

@@ -33,6 +33,7 @@ __all__ = [
     "UncertaintySet",
     "check_conic_solver",
     "effective_sample_size",
+    "outlier_bound",
     "outlier_scale",
     "robust_scores",
     "sampling_distribution",
@@ -96,35 +97,38 @@ def effective_sample_size(probabilities: Tensor) -> float:
     return 1.0 / (len(probabilities) * probabilities.square().sum().item())
 
 
-def outlier_scale(
-    norms: Tensor, estimate: Tensor, uncertainty: Tensor, threshold: float
-) -> Tensor:
-    r"""Per-example loss multipliers that cap :math:`Q_{cd}` of outliers at ``threshold``.
+def outlier_bound(estimate: Tensor, uncertainty: Tensor, threshold: float) -> Tensor:
+    r"""The largest gradient norm that is no outlier: where :math:`Q_{cd}` reaches ``threshold``.
 
-    Section 4.5: an example whose norm lies so far above its estimate that
-    :math:`Q_{cd}(s_i, v_i) = (\langle c, s_i\rangle - v_i)^2 / \langle d, s_i\rangle
-    > \tau` has its loss scaled down until :math:`Q = \tau`, i.e. its norm is
-    clipped to :math:`\langle c, s_i\rangle + \sqrt{\tau \langle d, s_i\rangle}`.
-    Examples whose norm falls *below* the estimate are left alone: they
-    cannot inflate the gradient's variance.
+    Section 4.5: :math:`Q_{cd}(s_i, v_i) = (\langle c, s_i\rangle - v_i)^2 /
+    \langle d, s_i\rangle \le \tau` above the estimate means
+    :math:`v_i \le \langle c, s_i\rangle + \sqrt{\tau \langle d, s_i\rangle}`.
 
     Parameters
     ----------
-    norms : Tensor of shape (batch_size,)
-        :math:`v_i`.
-    estimate, uncertainty : Tensor of shape (batch_size,)
+    estimate, uncertainty : Tensor of shape (n,)
         :math:`\langle c, s_i\rangle` and :math:`\langle d, s_i\rangle`.
     threshold : float
         :math:`\tau`.
+    """
+    return torch.sqrt(threshold * uncertainty).add_(estimate)
+
+
+def outlier_scale(norms: Tensor, bound: Tensor) -> Tensor:
+    r"""Per-example loss multipliers that cap outliers' norms at their :func:`outlier_bound`.
+
+    Section 4.5: an example whose norm lies so far above its estimate that
+    :math:`Q_{cd} > \tau` has its loss scaled down until :math:`Q = \tau`.
+    Examples whose norm falls *below* the estimate are left alone: they
+    cannot inflate the gradient's variance.
 
     Returns
     -------
     scale : Tensor of shape (batch_size,)
         In ``(0, 1]``; 1 for every non-outlier.
     """
-    bound = torch.sqrt(threshold * uncertainty).add_(estimate)
     # fmin ignores the NaN of 0/0 (a zero norm on a zero bound): that example is no outlier.
-    return torch.fmin(bound.div_(norms), torch.ones((), device=norms.device))
+    return torch.fmin(bound / norms, torch.ones((), device=norms.device))
 
 
 def uncertainty_constraint(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -18,7 +17,6 @@ from .._engine import TensorDataset
 from .._policies import TrainingStep
 from ._gain import GainRatioEstimator
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
-from ._norms import PerExampleGradients
 from ._sampling import ImportanceSamplingPolicy, SamplingTable
 from ._solve_schedule import BackgroundSolves
 from ._uncertainty import (
@@ -40,25 +38,6 @@ REFRESH_INTERVAL = 16
 
 
 @dataclass(frozen=True)
-class Refreshed:
-    """A finished bookkeeping block: the next sampling distribution and gain ratio.
-
-    Attributes
-    ----------
-    table : SamplingTable or None
-        :math:`p` for the next block; ``None`` while sampling is uniform.
-    bounds : Tensor of shape (n,) or None
-        Every example's :func:`outlier_bound` under the same scores.
-    ratio : float
-        The gain ratio read at the end of the block.
-    """
-
-    table: SamplingTable | None
-    bounds: Tensor | None
-    ratio: float
-
-
-@dataclass(frozen=True)
 class BlockStep:
     """What a step leaves for the end of its bookkeeping block (all on the device).
 
@@ -69,18 +48,15 @@ class BlockStep:
     importance, scale : Tensor of shape (batch_size,) or None
         Their weights :math:`1/(n p_i)` and outlier multipliers; ``None`` for
         uniform draws.
-    batch_gradient : callable
-        Computes the step's minibatch gradient in the norms' space, for the
-        gain ratio: in the bookkeeping thread, from the per-example gradients
-        the step keeps alive (computed at once for ``'exact'`` norms, whose
-        per-example gradients are too large to keep).
+    batch_gradient : Tensor
+        The step's minibatch gradient in the norms' space, for the gain ratio.
     """
 
     indices: Tensor
     norms: Tensor
     importance: Tensor | None
     scale: Tensor | None
-    batch_gradient: Callable[[], Tensor]
+    batch_gradient: Tensor
 
 
 class RAISPolicy(ImportanceSamplingPolicy):
@@ -178,8 +154,6 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._table: SamplingTable | None = None  # p of the current block
         self._bounds: Tensor | None = None  # the outlier bounds of the table's scores
         self._block: list[BlockStep] = []
-        self._bookkeeper: ThreadPoolExecutor | None = None
-        self._pending_block: Future | None = None
         self._gain: GainRatioEstimator | None = None
         self._steps = 0
         self._records_with_features = 0
@@ -202,19 +176,12 @@ class RAISPolicy(ImportanceSamplingPolicy):
 
     def end_training(self) -> None:
         if self._solves is not None:
-            self._drain()
+            self._end_block()
             self._install(self._solves.shutdown())
-        if self._bookkeeper is not None:
-            self._bookkeeper.shutdown()
-            self._bookkeeper = None
         super().end_training()
         # Histories, scores and (PT) records are not part of the fitted model.
         self.records = self.norm_history = self._projections = None
         self._table = self._bounds = self._drawn_bounds = None
-
-    def __getstate__(self) -> dict:
-        # A thread and a future cannot be pickled; a fitted policy has neither in use.
-        return {**self.__dict__, "_bookkeeper": None, "_pending_block": None}
 
     # ------------------------------------------------------------- sampling
 
@@ -255,7 +222,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             yield from super().epoch_batches(batch_size)
         else:
             yield from self._importance_sampled_batches(batch_size)
-        self._drain()
+        self._end_block()
 
     def _importance_sampled_batches(self, batch_size: int) -> Iterator[Tensor]:
         self.epochs_started += 1
@@ -298,9 +265,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             else:
                 coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
             self._block.append(
-                BlockStep(
-                    indices, norms, None, None, self._batch_gradient(gradients, coefficients)
-                )
+                BlockStep(indices, norms, None, None, gradients.weighted_sum(coefficients))
             )
             return None
         scale = outlier_scale(norms, self._drawn_bounds)
@@ -309,61 +274,25 @@ class RAISPolicy(ImportanceSamplingPolicy):
         if relative_weight is not None:
             coefficients = coefficients * relative_weight
         self._block.append(
-            BlockStep(
-                indices, norms, importance, scale, self._batch_gradient(gradients, coefficients)
-            )
+            BlockStep(indices, norms, importance, scale, gradients.weighted_sum(coefficients))
         )
         return self._unbiased(multipliers, relative_weight)
 
-    def _batch_gradient(
-        self, gradients: PerExampleGradients, coefficients: Tensor
-    ) -> Callable[[], Tensor]:
-        if self.grad_norm == "exact":
-            batch_gradient = gradients.weighted_sum(coefficients)
-            return lambda: batch_gradient
-        return partial(gradients.weighted_sum, coefficients)
-
     def _end_block(self) -> None:
-        """Hand the block to the bookkeeping thread; use the previous block's refresh."""
-        block = self._take_block()
-        previous = self._collect_refresh()
-        self._pending_block = self._bookkeeper.submit(self._refresh, block)
-        self._use(previous)
-
-    def _drain(self) -> None:
-        """Finish the pending and the current block: afterwards all state is up to date."""
-        block = self._take_block()
-        self._use(self._collect_refresh())
-        self._use(self._refresh(block))
-
-    def _take_block(self) -> list[BlockStep]:
+        """Record the block's draws and refresh what the next block samples from."""
         block, self._block = self._block, []
         if self.epochs_started > 1:
             self._records_with_features += sum(len(step.indices) for step in block)
-        if self._bookkeeper is None:
-            self._bookkeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rais-blocks")
-        return block
+        self._refresh(block)
 
-    def _collect_refresh(self) -> Refreshed | None:
-        pending, self._pending_block = self._pending_block, None
-        return None if pending is None else pending.result()
-
-    def _use(self, refreshed: Refreshed | None) -> None:
-        if refreshed is None:
-            return
-        if refreshed.table is not None:
-            self._table, self._bounds = refreshed.table, refreshed.bounds
-        self._ratio = refreshed.ratio
-
-    def _refresh(self, block: list[BlockStep]) -> Refreshed:
+    def _refresh(self, block: list[BlockStep]) -> None:
         """End a bookkeeping block: record its draws, refresh scores, read the gain ratio.
 
-        Runs in the bookkeeping thread while the next block trains (or, to
-        drain, in the training thread). The records keep each draw's features
-        as they were when the block was handed over; the histories then take
-        the block's norms in order, the drawn examples' features and scores
-        are refreshed, and the gain estimate takes the block's minibatches in
-        order. All minibatches of a block but its last have the same size.
+        The records keep each draw's features as they were during the block
+        (when it was drawn); the histories then take the block's norms in
+        order, the drawn examples' features and scores are refreshed, and the
+        gain estimate takes the block's minibatches in order. All minibatches
+        of a block but its last have the same size.
         """
         if block:
             examples = torch.cat([step.indices for step in block])
@@ -389,16 +318,16 @@ class RAISPolicy(ImportanceSamplingPolicy):
         ratio, finite = self._gain.read()
         if not finite:
             raise FloatingPointError(DIVERGENCE_MESSAGE.format(epoch=self.epochs_started))
-        if self._projections is None:
-            return Refreshed(None, None, ratio)
-        return Refreshed(SamplingTable(self._scores()), self._outlier_bounds(), ratio)
+        self._ratio = ratio
+        if self._projections is not None:
+            self._table, self._bounds = SamplingTable(self._scores()), self._outlier_bounds()
 
     def _outlier_bounds(self) -> Tensor:
         return outlier_bound(*self._projections, self.outlier_threshold)
 
     def _update_gain(self, block: list[BlockStep], norms: Tensor, importance: Tensor) -> None:
         """Eq. 7's moments of the block's minibatches, in order (a shorter last one apart)."""
-        gradients = torch.stack([step.batch_gradient() for step in block]).flatten(1)
+        gradients = torch.stack([step.batch_gradient for step in block]).flatten(1)
         squared_norms = torch.linalg.vector_norm(gradients, dim=1).square_()
         size, n_full = len(block[0].indices), len(block)
         if len(block[-1].indices) != size:
@@ -436,7 +365,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         return sum(len(step.indices) for step in self._block) if self.epochs_started > 1 else 0
 
     def _submit(self) -> None:
-        self._drain()  # the records must hold every draw so far
+        self._end_block()  # the records must hold every draw so far
         features, norms, weights = self.records.snapshot()
         mean_features = self.norm_history.features.mean(dim=0).to("cpu", torch.float64).numpy()
         self._solves.submit(
@@ -454,7 +383,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         """Use a finished solve's set; keep the previous one (and warn) if it failed."""
         if finished is None:
             return
-        self._drain()  # a block is drawn from one distribution
+        self._end_block()  # a block is drawn from one distribution
         try:
             result = finished.result()
         except (SolverError, ValueError, ArithmeticError) as exc:

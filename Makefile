@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-demo: $(VENV)/.installed  ## ERM vs RGD, cross-validated on bundled data (no download)
+demo: $(VENV)/.installed  ## ERM vs RGD cross-validated, RAIS vs uniform SGD timed (no download)
 	$(BIN)/sk-reweight demo
 
 test: $(VENV)/.installed  ## the default test suite (no slow, no GPU tests)

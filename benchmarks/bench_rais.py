@@ -260,6 +260,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
     parser.add_argument("--history-size", type=int, default=20_000)
+    parser.add_argument(
+        "--refresh-interval", type=int, default=16, help="RAIS's steps per bookkeeping block"
+    )
+    parser.add_argument("--solver", default="newton", help="RAIS's (PT) solver")
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -307,7 +311,13 @@ def main() -> None:
         split = (X_train, y_train, X_test, y_test)
         for seed in args.seeds:
             uniform = ERMClassifier(**shared, random_state=seed)
-            rais = RAISClassifier(history_size=args.history_size, **shared, random_state=seed)
+            rais = RAISClassifier(
+                history_size=args.history_size,
+                refresh_interval=args.refresh_interval,
+                solver=args.solver,
+                **shared,
+                random_state=seed,
+            )
             for method, model in (("uniform SGD", uniform), ("RAIS-SGD", rais)):
                 frames.append(fit_and_record(model, method, name, seed, split))
             # Uniform SGD given only as many epochs as RAIS ran, its schedule compressed.

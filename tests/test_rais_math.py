@@ -18,7 +18,12 @@ from torch.nn import functional
 from sk_reweight._batchnorm import weighted_batch_norm
 from sk_reweight._engine import TensorDataset, weighted_mean_loss
 from sk_reweight._policies import TrainingStep
-from sk_reweight._rais._gain import GainRatioEstimator, exact_gain_ratio, expected_squared_norm
+from sk_reweight._rais._gain import (
+    GainRatioEstimator,
+    exact_gain_ratio,
+    expected_squared_norm,
+    nominal_batch_moment,
+)
 from sk_reweight._rais._history import (
     FEATURE_NAMES,
     HISTORY_LENGTH,
@@ -262,6 +267,25 @@ def test_sampling_table_draws_follow_p_and_weights_are_inverse_probabilities():
     np.testing.assert_allclose(table.weights[:-1].numpy(), 1 / (len(scores) * probabilities[:-1]))
 
 
+def test_nominal_batch_moment_is_unbiased_for_the_nominal_size():
+    """Exact expectation over all minibatches of 2 (with replacement) against eq. 5 for M = 5."""
+    generator = torch.Generator().manual_seed(3)
+    gradients = torch.randn(4, 3, generator=generator, dtype=torch.float64)
+    probabilities = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    weights = 1 / (4 * probabilities)
+    expectation = 0.0
+    for pair in itertools.product(range(4), repeat=2):
+        drawn = torch.tensor(pair)
+        chance = probabilities[drawn].prod()
+        batch = (weights[drawn, None] * gradients[drawn]).mean(0).square().sum()
+        sampled_single = (weights[drawn] ** 2 * gradients[drawn].norm(dim=1) ** 2).mean()
+        expectation += chance * nominal_batch_moment(batch, sampled_single, 2, 5)
+    exact = expected_squared_norm(
+        gradients.norm(dim=1), probabilities, gradients.mean(0).square().sum().item(), 5
+    )
+    assert expectation.item() == pytest.approx(exact)
+
+
 def test_block_updates_of_the_gain_estimate_equal_step_by_step_updates():
     generator = torch.Generator().manual_seed(2)
     norms, weights = torch.rand(7, 5, generator=generator), torch.rand(7, 5, generator=generator)
@@ -367,9 +391,12 @@ def test_gain_ratio_estimator_converges_to_the_exact_ratio():
 def test_gain_ratio_is_one_under_uniform_sampling_and_clipped():
     estimator = GainRatioEstimator(alpha=0.1, batch_size=4, device="cpu")
     assert estimator.ratio == 1.0
-    estimator.update(torch.tensor([1.0, 2.0]), torch.ones(2), torch.tensor(0.5))
+    estimator.update(torch.tensor([1.0, 1.0]), torch.ones(2), torch.tensor(1.0))
     assert estimator.ratio == pytest.approx(1.0)
+    # A one-example minibatch says nothing about the mean gradient: left out.
     estimator.update(torch.tensor([1e3]), torch.tensor([1e-3]), torch.tensor(1e-9))
+    assert estimator.ratio == pytest.approx(1.0)
+    estimator.update(torch.full((2,), 1e3), torch.full((2,), 1e-3), torch.tensor(0.5001))
     assert estimator.ratio == 4.0
 
 

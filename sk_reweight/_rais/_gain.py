@@ -61,6 +61,32 @@ def exact_gain_ratio(
     return expected_squared_norm(norms, uniform, mean_gradient_sq_norm, batch_size) / sampled
 
 
+LEVEL_SPEEDUP = 10
+"""How much faster than the moments the level of :math:`c` that normalises them forgets."""
+
+
+def nominal_batch_moment(
+    batch_gradient_sq_norm: Tensor, sampled_single: Tensor, size: int, batch_size: int
+) -> Tensor:
+    r"""An unbiased estimate of :math:`\mathbb E\|g_p\|^2` for minibatches of ``batch_size``.
+
+    One minibatch of :math:`m` independent draws gives :math:`\|g_R\|^2`,
+    unbiased for :math:`\|\bar g\|^2 + (\mathbb E\|g_{R1}\|^2 - \|\bar g\|^2)/m`
+    (eq. 5), and :math:`\hat b = \mathrm{mean}_j\, w_j^2 v_j^2`, unbiased for
+    :math:`\mathbb E\|g_{R1}\|^2`; so :math:`\hat g^2 = (m \|g_R\|^2 - \hat b)/(m-1)`
+    is unbiased for :math:`\|\bar g\|^2`, and
+
+    .. math:: \hat c_M = \hat g^2 + (\hat b - \hat g^2) / M
+
+    for :math:`\mathbb E\|g_p\|^2` at the nominal size :math:`M`: the identity
+    :math:`\|g_R\|^2` when :math:`m = M`. An epoch's short last minibatch
+    would otherwise count as a full one, with :math:`M/m` times its variance.
+    Needs :math:`m \ge 2`.
+    """
+    mean_gradient_sq_norm = (size * batch_gradient_sq_norm - sampled_single) / (size - 1)
+    return mean_gradient_sq_norm + (sampled_single - mean_gradient_sq_norm) / batch_size
+
+
 class GainRatioEstimator:
     r"""Online estimate of the gain ratio from the minibatches actually drawn (eq. 7).
 
@@ -71,22 +97,35 @@ class GainRatioEstimator:
 
     From each minibatch, with :math:`w_j = 1 / (n p_j)` and :math:`v_j` the
     drawn examples' gradient norms, the unbiased estimates
-    :math:`\mathrm{mean}_j\, w_j v_j^2` of :math:`\mathbb E\|g_{U1}\|^2` and
-    :math:`\mathrm{mean}_j\, w_j^2 v_j^2` of :math:`\mathbb E\|g_{R1}\|^2`, and
-    the squared norm of the minibatch gradient itself for
-    :math:`\mathbb E\|g_R\|^2`, are each smoothed by an exponential moving
-    average with parameter ``alpha`` (section 4.4). The three averages share
-    one bias correction :math:`1 - (1 - \alpha)^t`, which cancels in the
-    ratio, so early estimates are plain means rather than shrunk towards zero;
-    the ratio is clipped to :math:`[1, M]` and starts at 1, as in AdaScale
-    (Johnson et al., 2020). All three moments must be measured in the same
-    space: the one the norms :math:`v_j` are computed in.
+    :math:`a_t = \mathrm{mean}_j\, w_j v_j^2` of :math:`\mathbb E\|g_{U1}\|^2`,
+    :math:`b_t = \mathrm{mean}_j\, w_j^2 v_j^2` of :math:`\mathbb E\|g_{R1}\|^2`
+    and :math:`c_t` (:func:`nominal_batch_moment`, the squared norm of the
+    minibatch gradient for a full minibatch) of :math:`\mathbb E\|g_R\|^2`
+    are each smoothed by an exponential moving average with parameter
+    ``alpha`` (section 4.4).
 
-    The moving averages stay on the device: :meth:`update` takes one
-    minibatch or a block of them (folded in order, exactly as one update per
-    minibatch would:
-    :math:`m \leftarrow (1-\alpha)^K m + \sum_{k<K} \alpha (1-\alpha)^{K-1-k} x_k`)
-    and launches a few kernels; only :meth:`read` synchronises.
+    **Each step counts alike.** Plain moving averages of the moments make
+    :math:`\hat r - 1` an average of the steps' gains weighted by their
+    :math:`c_t`, which falls many-fold within a window of :math:`1/\alpha`
+    steps: measured on real training (``docs/benchmarks.md``), the oldest
+    steps dominated and the estimate was 0.2-0.8 times the exact eq. 6
+    ratio. So every step's three moments are divided by the level of
+    :math:`c` just before it (a bias-corrected moving average of the
+    :math:`c_t` of the previous steps, with the same ``alpha``): a scale
+    known before the draw, which keeps each normalised moment unbiased and
+    makes the window an average of the per-step gains. The level forgets
+    :data:`LEVEL_SPEEDUP` times faster than the moments (10 steps at the
+    paper's :math:`\alpha`), so that it follows :math:`c` closely. The averages share
+    one bias correction, which cancels in the ratio; the ratio is clipped to
+    :math:`[1, M]` and starts at 1, as in AdaScale (Johnson et al., 2020).
+    All three moments must be measured in the same space: the one the norms
+    :math:`v_j` are computed in.
+
+    The state stays on the device: :meth:`update` takes one minibatch or a
+    block of them, folded in order exactly as one update per minibatch would
+    be (:math:`m \leftarrow (1-\alpha)^K m + \sum_{k<K} \alpha
+    (1-\alpha)^{K-1-k} x_k`, the scales of a block by a cumulative sum), and
+    launches a few kernels; only :meth:`read` synchronises.
 
     Parameters
     ----------
@@ -100,12 +139,17 @@ class GainRatioEstimator:
 
     def __init__(self, alpha: float, batch_size: int, device: torch.device) -> None:
         self.alpha = alpha
+        self.level_alpha = min(LEVEL_SPEEDUP * alpha, 0.5)
         self.batch_size = batch_size
         self._moments = torch.zeros(3, dtype=torch.float64, device=device)
+        self._level = torch.zeros((), dtype=torch.float64, device=device)  # EMA of c, unbiased
         self._steps = 0
 
     def update(self, norms: Tensor, weights: Tensor, batch_gradient_sq_norm: Tensor) -> None:
         """Account for one minibatch, or for ``K`` minibatches of equal size in order.
+
+        A minibatch of one example says nothing about the mean gradient and
+        is left out.
 
         Parameters
         ----------
@@ -116,19 +160,43 @@ class GainRatioEstimator:
         batch_gradient_sq_norm : Tensor of shape () or (K,)
             :math:`\\|g_R\\|^2` of each minibatch gradient, in the same space.
         """
-        weighted = (weights * norms.square()).double()
-        samples = torch.stack(
-            [
-                weighted.mean(dim=-1),
-                (weights * weighted).mean(dim=-1),
-                batch_gradient_sq_norm.double(),
-            ]
-        ).reshape(3, -1)
+        size = norms.shape[-1]
+        if size < 2:
+            return
+        weighted = (weights * norms.square()).double().reshape(-1, size)
+        uniform_single = weighted.mean(dim=1)
+        sampled_single = (weights.double().reshape(-1, size) * weighted).mean(dim=1)
+        batch = nominal_batch_moment(
+            batch_gradient_sq_norm.double().reshape(-1), sampled_single, size, self.batch_size
+        )
+        # The level follows max(c_t, b_t / M): c_t is at least b_t / M unless it is noise below 0.
+        scales = self._levels_before(torch.maximum(batch, sampled_single / self.batch_size))
+        samples = torch.stack([uniform_single, sampled_single, batch]) / scales
         n_steps = samples.shape[1]
         keep = 1.0 - self.alpha
         ages = torch.arange(n_steps - 1, -1, -1, dtype=torch.float64, device=samples.device)
         self._moments.mul_(keep**n_steps).add_(samples @ (self.alpha * keep**ages))
         self._steps += n_steps
+
+    def _levels_before(self, batch: Tensor) -> Tensor:
+        r"""The bias-corrected moving average of ``batch`` before each of the block's steps.
+
+        With :math:`S` the uncorrected average and :math:`t_0` the steps so
+        far, after step :math:`k` of the block
+        :math:`S_k = q^{k+1} S + \alpha q^k \sum_{j \le k} q^{-j} c_j`
+        (:math:`q = 1 - \alpha`), corrected by :math:`1 - q^{t_0 + k + 1}`.
+        The very first step, with nothing before it, is scaled by its own
+        :math:`c` (clamped positive, like every scale).
+        """
+        alpha = self.level_alpha
+        keep = 1.0 - alpha
+        positions = torch.arange(len(batch), dtype=torch.float64, device=batch.device)
+        cumulative = torch.cumsum(batch * keep**-positions, dim=0)
+        after = keep ** (positions + 1) * self._level + alpha * keep**positions * cumulative
+        corrected = after / (1.0 - keep ** (self._steps + positions + 1))
+        first = self._level / (1.0 - keep**self._steps) if self._steps else batch[0]
+        self._level = after[-1]
+        return torch.cat([first.reshape(1), corrected[:-1]]).clamp_min(1e-300)
 
     def read(self) -> tuple[float, bool]:
         """The current estimate :math:`\\hat r` on the host, and whether every moment is finite.

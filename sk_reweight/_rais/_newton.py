@@ -363,6 +363,18 @@ def solve_pt_newton(
         line search failed, the Hessian gave no descent direction, or a
         record without features leaves :math:`H` no finite point.
     """
+    # Trial points outside H's domain evaluate to inf/nan on purpose: the line search rejects
+    # them and the certificate refuses them, so numpy's warnings about them are noise.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _projected_newton(problem, initial, max_iterations, tolerance)
+
+
+def _projected_newton(
+    problem: PTProblem,
+    initial: tuple[NDArray, NDArray] | None,
+    max_iterations: int,
+    tolerance: float,
+) -> NewtonSolution:
     x = cold_start(problem)
     value = homogeneous_objective(problem, x)
     warm = None if initial is None else warm_start(problem, *initial)
@@ -379,7 +391,13 @@ def solve_pt_newton(
             x[movable], gradient[movable], hessian_block(problem, first, movable)
         )
         if certified_optimal(x[movable], gradient[movable], step, tolerance * value):
-            return NewtonSolution(*pt_solution(problem, x), iterations=iteration)
+            c, d = pt_solution(problem, x)
+            if not (np.isfinite(c).all() and np.isfinite(d).all()):
+                raise NewtonCertificationError(
+                    "the Newton solver of (PT) ended at a point where the constraint is not "
+                    "finite (a record whose features the solution ignores)"
+                )
+            return NewtonSolution(c, d, iterations=iteration)
         if iteration == max_iterations:
             break
         direction = np.zeros_like(x)

@@ -6,15 +6,26 @@ gain ratio (section 3.2, eq. 6)
 .. math:: r = \frac{\mathbb E\|g_U\|^2}{\mathbb E\|g_p\|^2}
           = 1 + \frac{\mathbb E\|g_{U1}\|^2 - \mathbb E\|g_{R1}\|^2}{M\, \mathbb E\|g_p\|^2},
 
-estimated by eq. 7 (section 4.4) from moving averages (parameter
-:math:`\alpha`, ``gain_ema``) of three moments of the minibatches actually
-drawn, and advances its schedule by epochs equivalent (steps weighted by
-:math:`\hat r`). This script trains RAIS-SGD (``grad_norm='last_layer'``,
-``lr_scaling=True``, other settings below) and, with the network paused,
-measures in the estimator's own space (the output layer's weight and bias)
-the gradient of *every* training example, :math:`v_i`, and the mean gradient
-:math:`\bar g` (as ``OraclePolicy._measure`` does). With the current sampling
-distribution :math:`p` they give the exact moments of eq. 5,
+and advances its schedule by epochs equivalent (steps weighted by
+:math:`\hat r`). The estimator (``GainRatioEstimator``, section 4.4) forms
+eq. 7 from moving averages (parameter :math:`\alpha`, ``gain_ema``) of three
+one-minibatch estimates of these moments; an epoch's short last minibatch's
+estimate of :math:`\mathbb E\|g_p\|^2` is made one for :math:`M` examples
+(``nominal_batch_moment``), and every step's three estimates are divided by
+the level of :math:`\mathbb E\|g_p\|^2` just before it (a moving average
+``LEVEL_SPEEDUP`` times faster), so that the window averages the steps' gains
+alike. An earlier version of this script found that the plain moving
+averages of eq. 7 as printed weighted each step by its
+:math:`\mathbb E\|g_p\|^2`, which falls many-fold within the window, and
+counted the short minibatch as a full one: the live estimate was far below
+the exact ratio (digits and letter). This script checks the current one.
+
+It trains RAIS-SGD (``grad_norm='last_layer'``, ``lr_scaling=True``, other
+settings below) and, with the network paused, measures in the estimator's own
+space (the output layer's weight and bias) the gradient of *every* training
+example, :math:`v_i`, and the mean gradient :math:`\bar g` (as
+``OraclePolicy._measure`` does). With the current sampling distribution
+:math:`p` they give the exact moments of eq. 5,
 
 .. math::
 
@@ -32,28 +43,20 @@ and the exact ratio of eq. 6. Recorded at every epoch's end:
   (``torch.func``), the gain of the whole update; ``exact_optimal``: eq. 6 for
   :math:`p \propto v` (Proposition 3.1), the most any :math:`p` gains in the
   last-layer space;
-- ``frozen``: eq. 7 fed with ``--frozen-steps`` minibatches drawn from the paused
-  snapshot's :math:`p` with the same :math:`\alpha`: the online estimator's noise
-  without a changing network;
-- ``windowed``: eq. 7 applied to the same moving averages of the *exact*
-  moments of every step so far (each step's moments measured before its
-  forward pass, with the :math:`p` it was drawn from and its size; the
-  permutation epoch's :math:`\mathbb E\|g\|^2` without replacement): what the
-  online estimator converges to, sampling noise aside, when the network
-  changes during its window of about :math:`1/\alpha` steps;
-  ``windowed_nominal``, the same with every step's :math:`\mathbb E\|g_p\|^2`
-  for :math:`M` examples (the epoch's short last minibatch counted as a full
-  one); and ``windowed_ratios``, the same moving average of the per-step exact
-  ratios (for :math:`M`, clipped to :math:`[1, M]`): the truth about the steps
-  the window covers, lag included;
-- ``rescaled``: an open-loop candidate fed the live steps' own samples (the
-  learning rate still follows RAIS's estimate): eq. 7 with the short
-  minibatch's sample made one for :math:`M` and every step's samples divided
-  by a scale known before the draw (``GainTruth._rescale``);
-- ``u1_ratio``, ``r1_ratio``, ``g_ratio``: the online estimator's three
-  bias-corrected moving averages over their exact values now; ``mean_share``:
-  :math:`\|\bar g\|^2 / \mathbb E\|g_p\|^2`;
-- ``effective_sample_size`` of :math:`p` (a fraction of ``n``), the learning
+- ``windowed``: the moving average (RAIS's :math:`\alpha`, bias-corrected) of
+  the exact per-step ratios :math:`r_t` (for :math:`M`, clipped to
+  :math:`[1, M]`), each measured before its step's forward pass with the
+  :math:`p` its minibatch was drawn from: what an estimator unbiased at every
+  step and smoothed like eq. 7 reports, the window's lag included exactly;
+  ``windowed_plain``: eq. 7 on the same moving averages of the exact moments
+  of every step (:math:`\mathbb E\|g_p\|^2` for the step's own minibatch
+  size; the permutation epoch's without replacement): what plain moving
+  averages (the old estimator) converge to, sampling noise aside;
+- ``frozen``: a fresh ``GainRatioEstimator`` fed ``--frozen-steps``
+  minibatches drawn from the paused snapshot's :math:`p` with the same
+  :math:`\alpha`: the estimator's noise and bias without a changing network;
+- ``mean_share``: :math:`\|\bar g\|^2 / \mathbb E\|g_p\|^2`;
+  ``effective_sample_size`` of :math:`p` (a fraction of ``n``), the learning
   rate of the last step and the full training loss (mean cross-entropy over
   the training set).
 
@@ -68,9 +71,10 @@ where a difference comes from.
 Setting (as ``bench_rais.py``): MLP (256, 256), batch 128, SGD with momentum
 0.9, lr 0.05, cosine schedule over ``--epochs`` epochs (equivalent), 75/25
 stratified split (the training part is used), features standardised, one
-torch thread. The ``windowed*`` and ``rescaled`` columns cost a pass over the
-training set before every step (letter: about 110 s per seed on one core;
-``--no-windowed`` skips them); ``--max-rows`` subsamples a dataset.
+torch thread. The ``windowed*`` columns cost a pass over the training set
+before every step (letter: about 115 s per seed on one core; the first command
+below takes about 6.5 minutes; ``--no-windowed`` skips them); ``--max-rows``
+subsamples a dataset.
 
     python benchmarks/bench_gain.py --datasets digits letter --seeds 0 1 2 \
         --output docs/results/gain_truth.csv
@@ -83,6 +87,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,19 +267,13 @@ def draw_minibatches(
     return gradients.norms[drawn], weights, samples[:, 2]
 
 
-def eq7_ratio(moments: Tensor | list[float], batch_size: int) -> float:
+def eq7_ratio(moments: Tensor | Sequence[float], batch_size: int) -> float:
     r""":math:`1 + (a - b) / (M c)` of three (moving averages of) moments, clipped to [1, M]."""
     uniform_single, sampled_single, sampled_batch = (float(m) for m in moments)
     if sampled_batch <= 0:
         return 1.0
     ratio = 1.0 + (uniform_single - sampled_single) / (batch_size * sampled_batch)
     return min(max(ratio, 1.0), float(batch_size))
-
-
-def online_moments(estimator: GainRatioEstimator) -> list[float]:
-    """The estimator's three moving averages, bias-corrected by :math:`1 - (1-\\alpha)^t`."""
-    correction = 1.0 - (1.0 - estimator.alpha) ** estimator._steps
-    return [value / correction for value in estimator._moments.tolist()]
 
 
 class GainTruth(Callback):
@@ -290,7 +289,7 @@ class GainTruth(Callback):
         Also compute the exact ratio with every parameter's gradient.
     windowed : bool
         Measure the exact moments before every step (a pass over the training
-        set per step) for the ``windowed*`` and ``rescaled`` columns.
+        set per step) for the ``windowed*`` columns.
     seed : int
         Seed of the snapshots' minibatch draws (a private generator: training
         is not disturbed).
@@ -310,14 +309,10 @@ class GainTruth(Callback):
 
     def initialize(self):
         self._generator = torch.Generator().manual_seed(self.seed)
-        # Moving averages (RAIS's alpha) of the exact moments of every step, with c for the
-        # step's own minibatch size and for the nominal M; of the per-step exact ratios; and
-        # the open-loop candidate's rescaled samples with its scale tracker.
-        self._window = torch.zeros(3, dtype=torch.float64)
-        self._window_nominal = torch.zeros(3, dtype=torch.float64)
+        # Moving averages (RAIS's alpha, uncorrected) of the exact per-step ratios and of the
+        # exact moments of every step (c for the step's own minibatch size).
         self._window_ratio = 0.0
-        self._rescaled = torch.zeros(3, dtype=torch.float64)
-        self._scale = 0.0
+        self._window_moments = torch.zeros(3, dtype=torch.float64)
         self._steps = 0
         self._step_seconds = 0.0
         return self
@@ -336,39 +331,12 @@ class GainTruth(Callback):
         with_replacement = policy.epochs_started > 1  # the first epoch visits a permutation
         size, nominal = len(batch[0]), net.batch_size
         own = torch.tensor(gradients.moments(probabilities, size, with_replacement))
-        full = torch.tensor(gradients.moments(probabilities, nominal, with_replacement))
+        full = gradients.moments(probabilities, nominal, with_replacement)
         alpha = policy.gain_ema
-        self._window.mul_(1 - alpha).add_(own.double(), alpha=alpha)
-        self._window_nominal.mul_(1 - alpha).add_(full.double(), alpha=alpha)
         self._window_ratio = (1 - alpha) * self._window_ratio + alpha * eq7_ratio(full, nominal)
-        self._rescale(gradients, batch[1][2], policy.sampling_weights(), nominal, alpha)
+        self._window_moments.mul_(1 - alpha).add_(own.double(), alpha=alpha)
         self._steps += 1
         self._step_seconds += time.perf_counter() - start
-
-    def _rescale(self, gradients, indices, importance, nominal, alpha) -> None:
-        r"""Fold the step's own eq. 7 samples into the open-loop candidate ``rescaled``.
-
-        The samples :math:`x_t` of the drawn minibatch (size :math:`m`) are
-        first made samples for :math:`M`: the off-diagonal part of
-        :math:`m \|g_R\|^2 - \mathrm{mean}_j w_j^2 v_j^2` is unbiased for
-        :math:`(m-1)\|\bar g\|^2`, so :math:`\hat c_M = \hat g^2 + (\hat b -
-        \hat g^2)/M` (the identity when :math:`m = M`); then divided by
-        :math:`\kappa_t`, a moving average (parameter 0.1, bias-corrected) of
-        the earlier steps' :math:`\hat c_M`. Dividing by a scale known before
-        the draw keeps each sample unbiased for its step's moments over
-        :math:`\kappa_t`, and makes the ratio of the averages an average of the
-        steps' ratios weighted by :math:`c_t / \kappa_t \approx 1` instead of
-        by :math:`c_t`.
-        """
-        weights = torch.ones(len(indices)) if importance is None else importance
-        samples = gradients.minibatch_samples(indices[None], weights.double()[None])[0]
-        size = len(indices)
-        if size != nominal and size > 1:
-            mean_sq = (size * samples[2] - samples[1]) / (size - 1)
-            samples[2] = mean_sq + (samples[1] - mean_sq) / nominal
-        scale = self._scale / (1 - 0.9**self._steps) if self._steps else samples[2].item()
-        self._rescaled.mul_(1 - alpha).add_(samples / scale, alpha=alpha)
-        self._scale = 0.9 * self._scale + 0.1 * samples[2].item()
 
     def on_epoch_end(self, net, **kwargs):
         start = time.perf_counter()
@@ -393,15 +361,10 @@ class GainTruth(Callback):
             "lr": net.history[-1, "lr"],
             "full_train_loss": last_layer.mean_loss,
         }
-        online = online_moments(policy._gain)
-        for name, estimate, value in zip(("u1", "r1", "g"), online, exact, strict=True):
-            record[f"{name}_ratio"] = estimate / value
         if self.windowed:
-            record["windowed"] = eq7_ratio(self._window, batch_size)
-            record["windowed_nominal"] = eq7_ratio(self._window_nominal, batch_size)
             correction = 1.0 - (1.0 - policy.gain_ema) ** self._steps
-            record["windowed_ratios"] = self._window_ratio / correction
-            record["rescaled"] = eq7_ratio(self._rescaled, batch_size)
+            record["windowed"] = self._window_ratio / correction
+            record["windowed_plain"] = eq7_ratio(self._window_moments, batch_size)
         if self.frozen_steps:
             frozen = GainRatioEstimator(policy.gain_ema, batch_size, torch.device("cpu"))
             frozen.update(
@@ -455,16 +418,15 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def diagnose(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: where the difference comes from (medians over importance-sampled epochs).
+    r"""Per dataset: where the difference comes from (medians over importance-sampled epochs).
 
     ``window (epochs)``: the moving averages' :math:`1/\alpha` steps in epochs.
-    ``online/windowed``: the online estimate over eq. 7 of the moving averages
-    of the exact moments (1: the estimator is exact up to noise on its own
-    window); ``windowed (M)/windowed``: the same with the short last minibatch
-    of each epoch counted for :math:`M` examples (> 1: what that minibatch
-    costs); ``online/windowed ratios``: over the same moving average of the
-    exact per-step ratios (1: the window's lag would be the only error);
-    ``rescaled/...``: the open-loop candidate; ``frozen/exact``: eq. 7 on a
+    ``online/windowed``: the online estimate over the moving average of the
+    exact per-step ratios (1: the estimator is exact on its own window up to
+    noise; the lag is not an error), and ``(online-1)/(windowed-1)`` the same
+    for the gain in excess of 1; ``plain/windowed``: eq. 7 on the moving
+    averages of the exact moments (the old plain estimator's noise-free
+    target) over the same reference; ``frozen/exact``: a fresh estimator on a
     paused snapshot, same :math:`\alpha` (its noise and ratio-of-means bias);
     ``exact_full/exact``: the all-parameter ratio over the last-layer one (the
     proxy space's error).
@@ -479,12 +441,13 @@ def diagnose(frame: pd.DataFrame) -> pd.DataFrame:
             "window (epochs)": f"{1 / (runs['gain_ema'].iloc[0] * steps_per_epoch):.2f}",
             "online_mean/exact": _median_iqr(runs["online_mean"] / runs["exact"]),
         }
+        if "windowed" in runs and runs["windowed"].notna().all():
+            windowed = runs["windowed"]
+            row["online/windowed"] = _median_iqr(runs["online_end"] / windowed)
+            row["(online-1)/(windowed-1)"] = _median_iqr((runs["online_end"] - 1) / (windowed - 1))
+            row["plain/windowed"] = _median_iqr(runs["windowed_plain"] / windowed)
+            row["windowed/exact"] = _median_iqr(windowed / runs["exact"])
         for numerator, denominator, label in (
-            ("online_end", "windowed", "online/windowed"),
-            ("windowed_nominal", "windowed", "windowed (M)/windowed"),
-            ("online_end", "windowed_ratios", "online/windowed ratios"),
-            ("rescaled", "windowed_ratios", "rescaled/windowed ratios"),
-            ("rescaled", "exact", "rescaled/exact"),
             ("frozen", "exact", "frozen/exact"),
             ("exact_full", "exact", "exact_full/exact"),
         ):

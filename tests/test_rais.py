@@ -267,6 +267,7 @@ def test_every_refresh_interval_keeps_scores_exact_at_epoch_ends(refresh_interva
         ({"solver": "clarabel"}, "solver"),
         ({"solver": "cvxpy", "cvxpy_solver": "OSQP"}, "cvxpy_solver"),
         ({"cvxpy_solver": "NOT_A_SOLVER"}, "cvxpy_solver"),
+        ({"solver": "cvxpy", "cvxpy_solver": "MOSEK"}, "cvxpy_solver.*not an installed"),
         ({"refresh_interval": 0}, "refresh_interval"),
         ({"grad_norm": "full"}, "grad_norm"),
         ({"history_size": 0}, "history_size"),

@@ -263,7 +263,11 @@ class RAISClassifier(BaseReweightingClassifier):
         if self.solver == "cvxpy" and not self.oracle:
             # Only this path needs cvxpy at once; the Newton solver's fallback reports a
             # missing conic solver as a failed solve.
-            check_conic_solver(self.cvxpy_solver)
+            try:
+                check_conic_solver(self.cvxpy_solver)
+            except ValueError as exc:
+                name = type(self).__name__
+                raise ValueError(f"The 'cvxpy_solver' parameter of {name}: {exc}") from exc
         super().fit(X, y, sample_weight)
         self._n_fit_rows = _num_samples(X)
         self.uncertainty_set_ = getattr(self.net_.policy, "uncertainty_set", None)

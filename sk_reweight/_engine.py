@@ -216,13 +216,14 @@ class ReweightingNet(NeuralNet):
         if iterator is None:
             return
         loss_sum = torch.zeros((), device=self.device)
-        n_examples = 0
+        n_examples = n_batches = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             batch_size = len(batch[0])
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             n_examples += batch_size
+            n_batches += 1
             self.notify("on_batch_end", batch=batch, training=training, **step)
         mean_loss = loss_sum.item() / n_examples
         if training and not math.isfinite(mean_loss):
@@ -230,7 +231,8 @@ class ReweightingNet(NeuralNet):
                 f"training diverged in epoch {len(self.history)}: the training loss is "
                 f"{mean_loss}. Lower lr (or scale the inputs)."
             )
-        self.history.record(f"{prefix}_batch_count", len(iterator))
+        # The batches actually run: a policy may end an epoch early (``progress_limit``).
+        self.history.record(f"{prefix}_batch_count", n_batches)
         self.history.record(f"{prefix}_loss", mean_loss)
 
     def get_iterator(self, dataset: TensorDataset, training: bool = False) -> TensorBatches:

@@ -45,10 +45,14 @@ def test_history_records_rais_diagnostics(fitted_rais):
     assert sum(history[:, "solve_seconds"]) > 0
 
 
-def test_training_ends_when_epochs_equivalent_reach_max_epochs(fitted_rais):
+def test_training_ends_when_epochs_equivalent_reach_max_epochs(fitted_rais, digits):
     history = fitted_rais.history_
     assert len(history) == 8 or history[-1, "epochs_equivalent"] >= 8
     assert history[-2, "epochs_equivalent"] < 8
+    # ... at the step that completes the schedule, not at the end of that epoch.
+    steps_per_epoch = -(-len(digits[0]) // RAIS["batch_size"])
+    assert history[-1, "train_batch_count"] < steps_per_epoch
+    assert history[-1, "epochs_equivalent"] - 8 < 64 * RAIS["batch_size"] / len(digits[0])
 
 
 class CheckScores(Callback):

@@ -16,7 +16,7 @@ from .._schedules import LRSchedule
 from ._history import FEATURE_NAMES
 from ._norms import GRAD_NORMS
 from ._oracle import OraclePolicy
-from ._policy import RAISPolicy
+from ._policy import REFRESH_INTERVAL, RAISPolicy
 from ._sampling import ImportanceSamplingPolicy
 from ._uncertainty import CVXPY_SOLVERS, SOLVERS, check_conic_solver
 
@@ -189,7 +189,7 @@ class RAISClassifier(BaseReweightingClassifier):
         lr_scaling: bool = True,
         solver: str = "newton",
         cvxpy_solver: str = "CLARABEL",
-        refresh_interval: int = 16,
+        refresh_interval: int = REFRESH_INTERVAL,
         *,
         module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),

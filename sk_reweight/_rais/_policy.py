@@ -86,20 +86,22 @@ class RAISPolicy(ImportanceSamplingPolicy):
     warm-started from the set in use. A failed solve keeps the previous
     :math:`c, d` (or uniform sampling) and warns.
 
-    **Bookkeeping in blocks.** A step itself only draws (from scores kept as
-    the two projections :math:`\langle c, s_i\rangle, \langle d,
-    s_i\rangle` of every example), measures the drawn norms and caps the
-    outliers. Steps 3 and 4 are done for ``refresh_interval`` steps at once
-    (:func:`~sk_reweight._rais._history.prepend_in_order`, the gain
-    estimator's log), at the end of every block and of every epoch, together
-    with the one read of the device (the gain ratio, and a check that
-    training has not diverged). Within a block the scores, and so :math:`p`,
-    stay as they were at its start: sampling stays unbiased (the weights are
-    those of the :math:`p` actually used), only the freshest norms of the
-    block wait for its end. ``refresh_interval=1`` is the paper's
-    step-by-step algorithm; the default of 16 makes a CPU step several times
-    cheaper (``docs/benchmarks.md``) and lets a GPU run 16 steps ahead of
-    the host.
+    **Bookkeeping in blocks.** A step itself only draws from the block's
+    :class:`~sk_reweight._rais._sampling.SamplingTable`, measures the drawn
+    norms and caps the outliers against precomputed bounds. Steps 3 and 4
+    are done for ``refresh_interval`` steps at once
+    (:func:`~sk_reweight._rais._history.prepend_in_order`, block updates of
+    the gain estimator), at the end of every block and of every epoch,
+    together with the one read of the device (the gain ratio, and a check
+    that training has not diverged). The scores are kept as the two
+    projections :math:`\langle c, s_i\rangle, \langle d, s_i\rangle` of
+    every example, refreshed for the drawn rows only. Within a block
+    :math:`p` stays as it was at its start: sampling stays unbiased (the
+    weights are those of the :math:`p` actually used), only the freshest
+    norms of the block wait for its end. ``refresh_interval=1`` is the
+    paper's step-by-step algorithm; the default of 16 makes the bookkeeping
+    of a CPU step about 2.6 times cheaper (``docs/benchmarks.md``) and lets a
+    GPU run 16 steps ahead of the host.
 
     Parameters
     ----------

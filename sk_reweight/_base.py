@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -126,7 +126,27 @@ SHARED_PARAMETERS_DOC = """\
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (deep-copied at every fit), e.g.
-        :class:`skorch.callbacks.Checkpoint`.
+        :class:`~skorch.callbacks.EpochScoring`,
+        :class:`~skorch.callbacks.Checkpoint` or
+        :class:`~skorch.callbacks.EarlyStopping`. They act on ``net_``, a
+        :class:`skorch.NeuralNetClassifier` trained on the class indices
+        ``0 .. n_classes - 1`` (positions in ``classes_``): scorers see
+        those as ``y``, and ``net_`` takes inputs shaped as the network
+        does (``input_shape_``). The validation split exists only with
+        ``early_stopping=True``; without it, monitor training scores
+        (``'train_loss'``, ``monitor=None`` for checkpoints).
+        ``EpochScoring(on_train=True)`` scores the minibatches as the policy
+        drew them, with the predictions made before each step: for
+        :class:`RAISClassifier` after its first epoch, draws with
+        replacement, in which examples repeat and others are missing
+        (``use_caching=False`` scores the whole training set instead, at the
+        cost of predicting it every epoch).
+        :class:`~skorch.callbacks.BatchScoring` (and
+        :class:`~skorch.callbacks.PassthroughScoring`) make every batch
+        record its size and loss, a device synchronisation per batch that
+        the default loop avoids. :class:`~skorch.callbacks.LRScheduler` is
+        refused: the learning rate is set at every step from
+        ``lr_schedule``.
 
     warm_start : bool, default=False
         When refitting, start from the fitted network's weights and optimizer
@@ -151,13 +171,15 @@ SHARED_ATTRIBUTES_DOC = """\
         Shape of one example as the network sees it: ``(n_features,)`` or
         ``(C, H, W)``.
 
-    net_ : skorch.NeuralNet
-        The fitted skorch net; ``net_.module_`` is the trained torch module.
+    net_ : skorch.NeuralNetClassifier
+        The fitted skorch net, on class indices (positions in ``classes_``);
+        ``net_.module_`` is the trained torch module.
 
     history_ : skorch.History
         Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),
-        ``valid_loss`` (with early stopping), ``lr``, ``dur`` and the
-        policy's statistics.
+        ``valid_loss`` (with early stopping), whether each is the lowest so far
+        (``train_loss_best``, ``valid_loss_best``), ``lr``, ``dur``, the
+        policy's statistics and what the ``callbacks`` record.
 
     n_iter_ : int
         Number of epochs trained (over all warm-started fits).
@@ -488,7 +510,17 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("early_stopping", early_stopping))
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks + copy.deepcopy(list(self.callbacks or []))
+        user_callbacks = copy.deepcopy(list(self.callbacks or []))
+        for entry in user_callbacks:
+            callback = entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(callback, LRScheduler):
+                raise ValueError(
+                    f"{type(self).__name__} sets the learning rate at every step from its "
+                    "lr_schedule parameter (None, 'cosine', 'step' or a callable of the "
+                    "fractional epoch); pass the schedule as lr_schedule instead of a skorch "
+                    "LRScheduler callback."
+                )
+        return callbacks + user_callbacks
 
     # -------------------------------------------------------------------- fit
 
@@ -547,6 +579,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                     max_epochs=self.max_epochs,
                     batch_size=self.batch_size,
                     train_split=train_split,
+                    classes=list(range(len(self.classes_))),
                     callbacks=self._callbacks(),
                     verbose=self.verbose,
                     device=device,

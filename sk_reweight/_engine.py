@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import skorch.dataset
 import torch
 from numpy.typing import NDArray
-from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
+from skorch import NeuralNet, NeuralNetClassifier
+from skorch.callbacks import BatchScoring, EpochTimer, PassthroughScoring, PrintLog
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from ._batchnorm import WeightedBatchNorm2d, example_weights
 from ._policies import MinibatchPolicy, TrainingStep
@@ -60,10 +60,14 @@ def weighted_mean_loss(
     return torch.dot(weight, losses) / total_weight
 
 
-class TensorDataset(Dataset):
+class TensorDataset(skorch.dataset.Dataset):
     """Inputs, encoded labels and sample weights held as tensors.
 
     Batches are cut by indexing the tensors, never by collating examples.
+    A :class:`skorch.dataset.Dataset` only by type, so that skorch's scoring
+    callbacks read ``X`` and ``y`` from it even without their prediction
+    cache (``EpochScoring(use_caching=False)``); none of that class's
+    conversions apply.
 
     Parameters
     ----------
@@ -154,8 +158,8 @@ class TensorBatches:
             yield batch if on_device else _to_device(batch, self.device)
 
 
-class ReweightingNet(NeuralNet):
-    """skorch net that trains a classifier under a minibatch policy.
+class ReweightingNet(NeuralNetClassifier):
+    """skorch classifier net that trains under a minibatch policy.
 
     The criterion is cross-entropy with ``reduction='none'``; each training
     step minimises :func:`weighted_mean_loss` with the policy's weights, at the
@@ -169,6 +173,12 @@ class ReweightingNet(NeuralNet):
     policy's loss multipliers, but with the importance weights of
     non-uniform sampling: an unbiased estimate of the training loss for every
     policy, so that their curves are comparable.
+
+    As a :class:`skorch.NeuralNetClassifier`, it works with encoded labels:
+    ``predict`` returns class indices, ``predict_proba`` the softmax of the
+    logits, for NumPy, pandas or torch input shaped as the network expects
+    (or a :class:`TensorDataset`), and skorch's scoring callbacks see the
+    class indices as ``y``.
 
     Parameters
     ----------
@@ -202,6 +212,10 @@ class ReweightingNet(NeuralNet):
         # Losses are accumulated by run_single_epoch, not by per-batch scoring callbacks.
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> ReweightingNet:
+        """Train on a :class:`TensorDataset` (with labels) or on ``X`` and class indices ``y``."""
+        return super().fit(X, y, **fit_params)
+
     def run_single_epoch(
         self, iterator: TensorBatches | None, training: bool, prefix: str, step_fn, **fit_params
     ) -> None:
@@ -209,31 +223,71 @@ class ReweightingNet(NeuralNet):
 
         Unlike skorch's loop, batch losses are summed on the device and read
         back once per epoch, so the loop never waits for the device and keeps
-        no per-batch records (``history[-1, 'batches']`` is empty). A
-        non-finite training loss raises :class:`FloatingPointError` rather
-        than leaving a network that predicts NaN.
+        no per-batch records (``history[-1, 'batches']`` holds empty
+        records), unless a callback reads them: with a
+        :class:`~skorch.callbacks.BatchScoring` or
+        :class:`~skorch.callbacks.PassthroughScoring`, every batch records
+        ``{prefix}_batch_size`` and ``{prefix}_loss`` as in skorch, at the
+        cost of one device synchronisation per batch. ``{prefix}_loss_best``
+        says whether the epoch's loss is the lowest so far. Callbacks see each
+        batch as skorch's ``(X, y)``, ``y`` the encoded labels, and receive
+        the batch's ``sample_weight`` and ``indices`` (positions in the
+        dataset) as keyword arguments (``on_grad_computed`` receives the
+        engine's batch ``(X, (y, sample_weight, indices))``, as the training
+        step does). A non-finite training loss raises
+        :class:`FloatingPointError` rather than leaving a network that
+        predicts NaN.
         """
         if iterator is None:
             return
         loss_sum = torch.zeros((), device=self.device)
         n_examples = n_batches = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            X, (y, sample_weight, indices) = batch
+            seen = {"batch": (X, y), "sample_weight": sample_weight, "indices": indices}
+            self.notify("on_batch_begin", training=training, **seen)
             step = step_fn(batch, **fit_params)
-            batch_size = len(batch[0])
+            batch_size = len(X)
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             n_examples += batch_size
             n_batches += 1
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            if self._records_batches:
+                self.history.record_batch(f"{prefix}_batch_size", batch_size)
+                self.history.record_batch(f"{prefix}_loss", step["loss"].item())
+            self.notify("on_batch_end", training=training, **seen, **step)
         mean_loss = loss_sum.item() / n_examples
         if training and not math.isfinite(mean_loss):
             raise FloatingPointError(
                 f"training diverged in epoch {len(self.history)}: the training loss is "
                 f"{mean_loss}. Lower lr (or scale the inputs)."
             )
+        key = f"{prefix}_loss"
+        best_before = min(
+            (epoch[key] for epoch in self.history[:-1] if key in epoch), default=math.inf
+        )
         # The batches actually run: a policy may end an epoch early (``progress_limit``).
         self.history.record(f"{prefix}_batch_count", n_batches)
-        self.history.record(f"{prefix}_loss", mean_loss)
+        self.history.record(key, mean_loss)
+        self.history.record(f"{key}_best", mean_loss < best_before)
+
+    def get_dataset(self, X: Any, y: Any = None) -> TensorDataset:
+        """Hold ``X`` (and encoded labels ``y``) as a :class:`TensorDataset`.
+
+        ``X`` is a :class:`TensorDataset` (returned as is) or NumPy, pandas or
+        torch data shaped as the network expects; ``y``, when given, holds
+        class indices, and every example weighs 1.
+        """
+        if isinstance(X, TensorDataset):
+            return X
+        if isinstance(X, Tensor):
+            inputs = X.float()
+        else:
+            inputs = torch.tensor(np.asarray(X, dtype=np.float32))
+        if y is None:
+            return TensorDataset(inputs)
+        labels = torch.as_tensor(y if isinstance(y, Tensor) else np.asarray(y), dtype=torch.int64)
+        labels = labels.to(inputs.device)
+        return TensorDataset(inputs, labels, torch.ones(len(labels), device=inputs.device))
 
     def get_iterator(self, dataset: TensorDataset, training: bool = False) -> TensorBatches:
         return TensorBatches(
@@ -249,6 +303,10 @@ class ReweightingNet(NeuralNet):
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
         super().on_train_begin(net, X=X, **kwargs)
+        self._records_batches = any(
+            isinstance(callback, BatchScoring | PassthroughScoring)
+            for _, callback in self.callbacks_
+        )
         self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
 
@@ -292,9 +350,9 @@ class ReweightingNet(NeuralNet):
         objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
         objective.backward()
         if example_weight is None:
-            return {"loss": objective.detach(), "y_pred": logits}
+            return {"loss": objective.detach(), "y_pred": logits.detach()}
         loss = weighted_mean_loss(detached, sample_weight, importance, total_weight)
-        return {"loss": loss, "y_pred": logits}
+        return {"loss": loss, "y_pred": logits.detach()}
 
     def get_loss(
         self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False

@@ -203,12 +203,11 @@ class GainTruth(Callback):
         X, (y, _, _) = policy.dataset[slice(0, policy.n_samples)]
         return X, y
 
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+    def on_batch_begin(self, net, batch=None, training=False, indices=None, **kwargs):
         if not training:
             return
         policy = net.policy
         gradients = measure_training_set(policy.module, *self._training_set(policy))
-        indices = batch[1][2]
         importance = policy.sampling_weights()
         weights = torch.ones(len(indices)) if importance is None else importance
         probabilities = policy.probabilities().double()

@@ -13,8 +13,6 @@ from sklearn.preprocessing import StandardScaler
 # worker avoids oversubscription, under which OpenMP kernels slow down 30-fold.
 torch.set_num_threads(1)
 
-FAST = {"max_epochs": 15, "device": "cpu", "random_state": 0}
-
 
 @pytest.fixture(scope="session")
 def breast_cancer():

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from sk_reweight import ERMClassifier, RGDClassifier
 
-from .conftest import FAST
+from .settings import FAST
 
 
 @pytest.fixture

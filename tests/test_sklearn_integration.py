@@ -15,7 +15,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
-from .conftest import FAST
+from .settings import FAST
 
 CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
 
@@ -64,10 +64,11 @@ def test_grid_search_over_tau_and_lr_in_parallel(breast_cancer):
         cv=3,
         n_jobs=2,
     ).fit(X, y)
-    assert len(search.cv_results_["params"]) == 4
-    assert search.best_params_["tau"] in (0.5, 3.0)
+    # A fit that fails in a worker scores NaN (with a warning) rather than raising.
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_score_ > 0.9
-    assert search.best_estimator_.get_params()["tau"] == search.best_params_["tau"]
+    best = search.best_estimator_.get_params()
+    assert {name: best[name] for name in search.best_params_} == search.best_params_
 
 
 def test_sample_weight_is_sliced_by_grid_search(breast_cancer):

@@ -13,7 +13,7 @@ from skorch.callbacks import Callback
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 from sk_reweight._schedules import cosine_schedule
 
-from .conftest import FAST
+from .settings import FAST
 
 
 def test_trains_exactly_max_epochs_without_early_stopping(breast_cancer):

@@ -20,6 +20,13 @@ from ._policy import REFRESH_INTERVAL, RAISPolicy
 from ._sampling import ImportanceSamplingPolicy
 from ._uncertainty import CVXPY_SOLVERS, SOLVERS, check_conic_solver
 
+PAPER_DEFAULTS: dict[str, object] = {"optimizer": "sgd", "lr": 0.05}
+"""The shared parameters whose defaults :class:`RAISClassifier` takes from the paper.
+
+Every other shared parameter keeps the default of
+:class:`~sk_reweight._base.BaseReweightingClassifier`.
+"""
+
 
 @fill_shared_docs
 class RAISClassifier(BaseReweightingClassifier):
@@ -194,8 +201,8 @@ class RAISClassifier(BaseReweightingClassifier):
         module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),
         dropout: float = 0.0,
-        optimizer: str | type[torch.optim.Optimizer] = "sgd",
-        lr: float = 0.05,
+        optimizer: str | type[torch.optim.Optimizer] = PAPER_DEFAULTS["optimizer"],
+        lr: float = PAPER_DEFAULTS["lr"],
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         batch_size: int = 128,

@@ -543,7 +543,26 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
             The fitted classifier.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            At a Ctrl-C, after the current training step. As after any error,
+            the classifier is left as it was before ``fit``.
         """
+        previous_state = self.__dict__.copy()
+        if self.warm_start and hasattr(self, "net_"):
+            # A warm fit trains net_ in place: keep a copy to restore.
+            previous_state["net_"] = copy.deepcopy(self.net_)
+            previous_state["history_"] = previous_state["net_"].history
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            self.__dict__ = previous_state
+            raise
+
+    def _fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None):
+        """:meth:`fit`, which restores the classifier when this raises."""
         warm = self.warm_start and hasattr(self, "net_")
         X, y = self._validate_training_data(X, y, reset=not warm)
         y_encoded = self._encode_labels(y, reset=not warm)

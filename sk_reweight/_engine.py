@@ -10,7 +10,10 @@ that decides which examples are drawn and how their losses are weighted.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -58,6 +61,49 @@ def weighted_mean_loss(
         total_weight = total_sample_weight(sample_weight)
     weight = sample_weight if example_weight is None else sample_weight * example_weight
     return torch.dot(weight, losses) / total_weight
+
+
+class SigintFlag:
+    """SIGINT handler that records a Ctrl-C instead of raising :class:`KeyboardInterrupt`.
+
+    skorch ends training on :class:`KeyboardInterrupt` (as the engine and
+    :class:`~skorch.callbacks.EarlyStopping` do on purpose) and returns as if
+    training had finished; recording the Ctrl-C lets the trainer stop at a
+    step boundary and raise it where skorch cannot swallow it. With
+    ``stop_at_once``, or at a second Ctrl-C, the handler raises at once as
+    well.
+    """
+
+    def __init__(self, stop_at_once: bool = False):
+        self.stop_at_once = stop_at_once
+        self.received = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        stop = self.stop_at_once or self.received
+        self.received = True
+        if stop:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def sigint_recorded(stop_at_once: bool = False) -> Iterator[SigintFlag]:
+    """Handle SIGINT with a :class:`SigintFlag` inside the block; restore the previous handler.
+
+    Signal handlers belong to the main thread: elsewhere nothing is
+    installed and the flag stays unset, as it does when SIGINT is ignored (a
+    background job of a script) or handled outside Python.
+    """
+    flag = SigintFlag(stop_at_once)
+    previous = signal.getsignal(signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or previous in (None, signal.SIG_IGN):
+        yield flag
+        return
+    signal.signal(signal.SIGINT, flag)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class TensorDataset(skorch.dataset.Dataset):
@@ -216,6 +262,26 @@ class ReweightingNet(NeuralNetClassifier):
         """Train on a :class:`TensorDataset` (with labels) or on ``X`` and class indices ``y``."""
         return super().fit(X, y, **fit_params)
 
+    def partial_fit(
+        self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any
+    ) -> ReweightingNet:
+        """Train for ``max_epochs`` more epochs (``fit`` trains through this method too).
+
+        A Ctrl-C (SIGINT, in the main thread) ends training after the current
+        step, runs the ``on_train_end`` callbacks and raises
+        :class:`KeyboardInterrupt`, which skorch would otherwise swallow and
+        return a half-trained net.
+        """
+        with sigint_recorded() as sigint:
+            self._sigint = sigint
+            try:
+                super().partial_fit(X, y, classes, **fit_params)
+            finally:
+                del self._sigint
+        if sigint.received:
+            raise KeyboardInterrupt
+        return self
+
     def run_single_epoch(
         self, iterator: TensorBatches | None, training: bool, prefix: str, step_fn, **fit_params
     ) -> None:
@@ -236,7 +302,8 @@ class ReweightingNet(NeuralNetClassifier):
         engine's batch ``(X, (y, sample_weight, indices))``, as the training
         step does). A non-finite training loss raises
         :class:`FloatingPointError` rather than leaving a network that
-        predicts NaN.
+        predicts NaN. A Ctrl-C ends the epoch after the current step
+        (:meth:`partial_fit`).
         """
         if iterator is None:
             return
@@ -255,6 +322,8 @@ class ReweightingNet(NeuralNetClassifier):
                 self.history.record_batch(f"{prefix}_batch_size", batch_size)
                 self.history.record_batch(f"{prefix}_loss", step["loss"].item())
             self.notify("on_batch_end", training=training, **seen, **step)
+            if self._sigint.received:
+                raise KeyboardInterrupt  # ends training; partial_fit raises it again
         mean_loss = loss_sum.item() / n_examples
         if training and not math.isfinite(mean_loss):
             raise FloatingPointError(

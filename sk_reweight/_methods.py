@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from skorch import NeuralNetClassifier
 
+from ._engine import sigint_recorded
 from ._erm import ERMClassifier
 from ._modules import default_module
 from ._rais import RAISClassifier
@@ -90,6 +91,17 @@ class PlainSkorchClassifier(NeuralNetClassifier):
     def fit(self, X: ArrayLike, y: ArrayLike | None = None, **fit_params):
         self.set_params(module__input_shape=tuple(np.shape(X)[1:]))
         return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X: ArrayLike, y: ArrayLike | None = None, classes=None, **fit_params):
+        """skorch's ``partial_fit``, except that a Ctrl-C raises :class:`KeyboardInterrupt`.
+
+        skorch would swallow it and return a half-trained net, to be scored.
+        """
+        with sigint_recorded(stop_at_once=True) as sigint:
+            super().partial_fit(X, y, classes, **fit_params)
+        if sigint.received:
+            raise KeyboardInterrupt
+        return self
 
 
 def _package_network(

@@ -37,7 +37,7 @@ from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from ._bench import PreparedDataset, load_dataset, prepare_dataset, take
+from ._bench import INTERRUPTED, PreparedDataset, load_dataset, prepare_dataset, take
 from ._curves import learning_curve, time_to_target
 from ._evaluation import markdown_table
 from ._methods import Budget, make_model
@@ -300,9 +300,12 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
     Returns
     -------
     status : int
-        0.
+        0, or :data:`~sk_reweight._bench.INTERRUPTED` after Ctrl-C, when the
+        finished seeds are kept and summarised.
     """
     output.mkdir(parents=True, exist_ok=True)
+    for stale in ("curves.csv", "speed.csv", "speed.png"):
+        (output / stale).unlink(missing_ok=True)
     budget = settings.budget
     record = run_record(list(argv), {**asdict(settings), "output": str(output)}, budget.device)
     data = prepare_dataset(load_dataset(settings.dataset, settings.data_home), settings.max_rows)
@@ -311,13 +314,14 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
 
     curves, summaries = [], []
     label = f"{settings.method} ({settings.optimizer})"
-    with tqdm(total=3 * settings.seeds, desc="speed", unit="fit") as progress:
+    progress = tqdm(total=3 * settings.seeds, desc="speed", unit="fit")
 
-        def fit_and_count(split: TrainTestSplit, seed: int, method: str, parameters: dict) -> Run:
-            run = fit_curve(split, budget, seed, method, parameters)
-            progress.update()
-            return run
+    def fit_and_count(split: TrainTestSplit, seed: int, method: str, parameters: dict) -> Run:
+        run = fit_curve(split, budget, seed, method, parameters)
+        progress.update()
+        return run
 
+    try:
         for seed in range(settings.seeds):
             split = TrainTestSplit.of_dataset(data, seed)
             runs = race_against_uniform_sgd(
@@ -330,25 +334,50 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
             for name, (curve, accuracy) in runs.items():
                 curves.append(curve.assign(method=name, seed=seed, test_accuracy=accuracy))
             summaries.append({"seed": seed, **race_summary(runs, label)})
+    except KeyboardInterrupt:
+        progress.close()
+        status = f"interrupted after {len(summaries)} of {settings.seeds} seeds"
+        _finish_speed(output, settings, data, record, label, curves, summaries, status)
+        print(f"\nInterrupted: kept {len(summaries)} finished seed(s) in {output}")
+        return INTERRUPTED
+    progress.close()
+    print(_finish_speed(output, settings, data, record, label, curves, summaries, "complete"))
+    return 0
 
-    curves_frame = pd.concat(curves, ignore_index=True)
-    curves_frame.to_csv(output / "curves.csv", index=False)
-    speed = pd.DataFrame(summaries)
-    speed.to_csv(output / "speed.csv", index=False)
-    plot_learning_curves(
-        curves_frame,
-        output / "speed.png",
-        f"{settings.dataset}: {label} vs {BASELINE_NAME}",
-    )
-    accuracy = curves_frame.groupby("method", sort=False)["test_accuracy"].mean()
-    report = "\n\n".join(
-        [
-            f"# Speed: {label} vs {BASELINE_NAME} on {settings.dataset}",
-            f"{budget.max_epochs} epochs, lr {budget.lr:g}, schedule {settings.lr_schedule}, "
-            f"batch {budget.batch_size}, hidden layers {list(budget.hidden_layer_sizes)}, "
-            f"{settings.seeds} seed(s), {data.info['n_rows']} rows (80 % train / 20 % test "
-            f"per seed), device {budget.device}. Target: the baseline's final training loss. "
-            f"`compressed_final_loss`: {COMPRESSED_NAME} (the budgeted-training baseline).",
+
+def _finish_speed(
+    output: Path,
+    settings: SpeedSettings,
+    data: PreparedDataset,
+    record: dict,
+    label: str,
+    curves: list[pd.DataFrame],
+    summaries: list[dict],
+    status: str,
+) -> str:
+    """Write the CSV files, plot and ``summary.md`` of the finished seeds; return the summary."""
+    budget = settings.budget
+    parts = [
+        f"# Speed: {label} vs {BASELINE_NAME} on {settings.dataset}",
+        f"{budget.max_epochs} epochs, lr {budget.lr:g}, schedule {settings.lr_schedule}, "
+        f"batch {budget.batch_size}, hidden layers {list(budget.hidden_layer_sizes)}, "
+        f"{settings.seeds} seed(s), {data.info['n_rows']} rows (80 % train / 20 % test "
+        f"per seed), device {budget.device}. Target: the baseline's final training loss. "
+        f"`compressed_final_loss`: {COMPRESSED_NAME} (the budgeted-training baseline).",
+        f"Status: {status}.",
+    ]
+    if summaries:
+        curves_frame = pd.concat(curves, ignore_index=True)
+        curves_frame.to_csv(output / "curves.csv", index=False)
+        speed = pd.DataFrame(summaries)
+        speed.to_csv(output / "speed.csv", index=False)
+        plot_learning_curves(
+            curves_frame,
+            output / "speed.png",
+            f"{settings.dataset}: {label} vs {BASELINE_NAME}",
+        )
+        accuracy = curves_frame.groupby("method", sort=False)["test_accuracy"].mean()
+        parts += [
             markdown_table(speed.round(4)),
             "Median over seeds: speed-up "
             f"{speed['speedup'].median():.3f}, per-epoch overhead "
@@ -356,9 +385,8 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
             + ", ".join(f"{name} {value:.4f}" for name, value in accuracy.items())
             + ".",
         ]
-    )
+    report = "\n\n".join(parts)
     (output / "summary.md").write_text(report + "\n")
-    record["status"] = "complete"
+    record["status"] = status
     write_json(output / "config.json", record)
-    print(report)
-    return 0
+    return report

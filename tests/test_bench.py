@@ -11,7 +11,6 @@ from sklearn.linear_model import LogisticRegression
 from sk_reweight import _bench
 from sk_reweight._bench import (
     FAILED,
-    INTERRUPTED,
     MIN_ROWS_PER_CLASS,
     BenchSettings,
     class_probabilities,
@@ -76,31 +75,6 @@ def test_class_probabilities_sum_to_one_in_float64():
     proba = class_probabilities(Float32Model(), np.zeros((50, 1)), n_classes=7)
     assert proba.dtype == np.float64
     assert np.abs(proba.sum(axis=1) - 1).max() < 1e-12
-
-
-def test_interrupting_keeps_the_finished_folds(tmp_path, monkeypatch):
-    fake_datasets.install(monkeypatch)
-    settings = BenchSettings(
-        datasets=["iris_mixed"], methods=["erm", "rgd"], cv=3, tune=False, budget=TINY
-    )
-    fit_and_score = _bench.fit_and_score
-    calls = []
-
-    def interrupt_in_the_second_fold(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return fit_and_score(*args, **kwargs)
-
-    monkeypatch.setattr(_bench, "fit_and_score", interrupt_in_the_second_fold)
-    assert run_bench(settings, tmp_path) == INTERRUPTED
-    results = pd.read_csv(tmp_path / "results.csv")
-    assert results[["fold", "method"]].values.tolist() == [[0, "erm"], [0, "rgd"]]
-    summary = (tmp_path / "summary.md").read_text()
-    assert "interrupted after 1 of 3 folds" in summary
-    assert "| iris_mixed | cv | rgd | 1 |" in summary
-    assert json.loads((tmp_path / "config.json").read_text())["status"].startswith("interrupted")
-    assert (tmp_path / "accuracy.png").exists()
 
 
 def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch, capsys):

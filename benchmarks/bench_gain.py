@@ -103,9 +103,9 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from sk_reweight import RAISClassifier
-from sk_reweight._evaluation import markdown_table
 from sk_reweight._rais._gain import GainRatioEstimator, exact_gain_ratio
 from sk_reweight._rais._norms import GradientProbe, LastLayerGradients
+from sk_reweight.harness._evaluation import markdown_table
 
 EXACT_CHUNK = 4096
 """Examples per forward pass when the whole training set is measured."""

@@ -42,7 +42,6 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.pt_instances, the generator shared with the tests
 
-from sk_reweight._evaluation import markdown_table  # noqa: E402
 from sk_reweight._rais._uncertainty import (  # noqa: E402
     SolverError,
     UncertaintySet,
@@ -50,6 +49,7 @@ from sk_reweight._rais._uncertainty import (  # noqa: E402
     sampling_distribution,
     solve_uncertainty_set,
 )
+from sk_reweight.harness._evaluation import markdown_table  # noqa: E402
 from tests.pt_instances import PTRecords, draw_pt_records  # noqa: E402
 
 COLUMNS = (

@@ -59,7 +59,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sk_reweight import ERMClassifier, RAISClassifier
-from sk_reweight._evaluation import markdown_table
+from sk_reweight.harness._evaluation import markdown_table
 
 
 def load(name: str, max_rows: int | None, seed: int, images: bool) -> tuple[NDArray, NDArray]:

@@ -35,8 +35,8 @@ import torch
 from sklearn.datasets import make_classification
 
 from sk_reweight import ERMClassifier, RAISClassifier
-from sk_reweight._evaluation import markdown_table
 from sk_reweight._rais._policy import RAISPolicy
+from sk_reweight.harness._evaluation import markdown_table
 
 COMPONENTS = {
     "draw": "_draw",

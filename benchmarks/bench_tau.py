@@ -51,7 +51,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_reweight import ERMClassifier, RGDClassifier
-from sk_reweight._evaluation import Comparison, compare_methods, cross_validate_methods
+from sk_reweight.harness._evaluation import Comparison, compare_methods, cross_validate_methods
 
 DATASETS: dict[str, Callable[..., tuple[NDArray, NDArray]]] = {
     "digits": load_digits,

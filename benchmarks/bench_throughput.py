@@ -26,7 +26,8 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from sk_reweight import ERMClassifier, RGDClassifier
-from sk_reweight._engine import ReweightingNet, TensorDataset
+from sk_reweight._data import TensorDataset
+from sk_reweight._engine import ReweightingNet
 from sk_reweight._modules import MLP
 from sk_reweight._policies import MinibatchPolicy
 from sk_reweight._rgd import RGDPolicy

@@ -29,7 +29,8 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._engine import ReweightingNet, TensorDataset
+from ._data import TensorDataset
+from ._engine import ReweightingNet
 from ._modules import default_module
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule, resolve_lr_schedule

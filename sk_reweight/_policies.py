@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from ._engine import TensorDataset
+    from ._data import TensorDataset
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from sk_reweight import _bench
-from sk_reweight._bench import (
+from sk_reweight.harness import _bench
+from sk_reweight.harness._bench import (
     FAILED,
     MIN_ROWS_PER_CLASS,
     BenchSettings,
@@ -18,7 +18,7 @@ from sk_reweight._bench import (
     run_bench,
     stratified_subsample,
 )
-from sk_reweight._methods import Budget
+from sk_reweight.harness._methods import Budget
 
 from . import fake_datasets
 
@@ -80,7 +80,7 @@ def test_class_probabilities_sum_to_one_in_float64():
 def test_methods_are_paired_by_fold_and_seed(tmp_path, monkeypatch, capsys):
     """The same method twice over (registered under two names) ties on every fold."""
     fake_datasets.install(monkeypatch)
-    from sk_reweight import _methods
+    from sk_reweight.harness import _methods
 
     monkeypatch.setitem(_methods.METHODS, "erm_again", _methods.METHODS["erm"])
     settings = BenchSettings(

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from sk_reweight import _demo
-from sk_reweight.__main__ import main
+from sk_reweight.harness import _demo, main
 
 from . import fake_datasets
 from .test_demo import RACE_COLUMNS, TINY_RAIS_DEMO

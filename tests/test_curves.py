@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from sk_reweight import ERMClassifier
-from sk_reweight._curves import CURVE_COLUMNS, learning_curve, time_to_target
+from sk_reweight.harness._curves import CURVE_COLUMNS, learning_curve, time_to_target
 
 
 def test_time_to_target_interpolates_between_epochs():

@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from sk_reweight._demo import (
+from sk_reweight.harness._demo import (
     RAIS_DEMO,
     RAIS_LABEL,
     Comparison,
@@ -17,7 +17,7 @@ from sk_reweight._demo import (
     single_thread_timing,
     verdict,
 )
-from sk_reweight._speed import FULL_LOSS, fit_curve, race_against_uniform_sgd, race_summary
+from sk_reweight.harness._speed import FULL_LOSS, fit_curve, race_against_uniform_sgd, race_summary
 
 TINY_RAIS_DEMO = RaisDemo(n_samples=600, hidden_layer_sizes=(16,), max_epochs=3)
 """Settings that run the RAIS part in a few seconds."""

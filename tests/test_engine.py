@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from sk_reweight._engine import ReweightingNet, TensorBatches, TensorDataset, weighted_mean_loss
+from sk_reweight._data import TensorBatches, TensorDataset
+from sk_reweight._engine import ReweightingNet, weighted_mean_loss
 from sk_reweight._policies import MinibatchPolicy, TrainingStep, WeightStatistics
 from sk_reweight._rgd import RGDPolicy, rgd_weights
 from sk_reweight._schedules import cosine_schedule

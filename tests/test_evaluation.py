@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_reweight import ERMClassifier, RGDClassifier
-from sk_reweight._evaluation import (
+from sk_reweight.harness._evaluation import (
     classification_scores,
     compare_methods,
     compare_to_baseline,

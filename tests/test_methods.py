@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sk_reweight import ERMClassifier, RGDClassifier
-from sk_reweight._methods import (
+from sk_reweight.harness._methods import (
     METHODS,
     Budget,
     PlainSkorchClassifier,

@@ -16,7 +16,8 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional
 
 from sk_reweight._batchnorm import weighted_batch_norm
-from sk_reweight._engine import TensorDataset, weighted_mean_loss
+from sk_reweight._data import TensorDataset
+from sk_reweight._engine import weighted_mean_loss
 from sk_reweight._policies import TrainingStep
 from sk_reweight._rais._gain import (
     GainRatioEstimator,

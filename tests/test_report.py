@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sk_reweight._evaluation import corrected_ttest
-from sk_reweight._report import (
+from sk_reweight.harness._evaluation import corrected_ttest
+from sk_reweight.harness._report import (
     choice_counts,
     score_table,
     significance_table,

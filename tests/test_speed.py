@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import log_loss
 
 from sk_reweight import ERMClassifier
-from sk_reweight._methods import Budget, make_model
-from sk_reweight._speed import (
+from sk_reweight.harness._methods import Budget, make_model
+from sk_reweight.harness._speed import (
     FULL_LOSS,
     TrainTestSplit,
     WeightsPerEpoch,

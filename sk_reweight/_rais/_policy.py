@@ -13,7 +13,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 
-from .._engine import TensorDataset
+from .._data import TensorDataset
 from .._policies import TrainingStep
 from ._gain import GainRatioEstimator
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._engine import TensorDataset
+from .._data import TensorDataset
 from .._policies import MinibatchPolicy
 from ._norms import GradientProbe
 from ._uncertainty import effective_sample_size

@@ -18,7 +18,7 @@ PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "skorch", "matp
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of Python, sk_reweight and the libraries the results depend on."""
-    from . import __version__
+    from sk_reweight import __version__
 
     versions: dict[str, str | None] = {"python": platform.python_version()}
     versions["sk_reweight"] = __version__

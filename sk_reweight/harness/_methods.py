@@ -30,11 +30,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from skorch import NeuralNetClassifier
 
-from ._engine import sigint_recorded
-from ._erm import ERMClassifier
-from ._modules import default_module
-from ._rais import RAISClassifier
-from ._rgd import RGDClassifier
+from sk_reweight import (
+    ERMClassifier,
+    RAISClassifier,
+    RGDClassifier,
+    default_module,
+    sigint_recorded,
+)
 
 CLASSIFIER_STEP = "classifier"
 """Name of the classifier step in every model's Pipeline (the prefix of the tuning grids)."""

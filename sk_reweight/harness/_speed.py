@@ -87,7 +87,7 @@ class SpeedSettings:
 def speed_summary(
     baseline: pd.DataFrame, method: pd.DataFrame, loss: str = "train_loss"
 ) -> dict[str, float]:
-    """Compare one seed's two learning curves (:func:`~sk_reweight._curves.learning_curve`).
+    """Compare one seed's two learning curves (:func:`~._curves.learning_curve`).
 
     Parameters
     ----------
@@ -196,7 +196,7 @@ def full_loss_curve(model: Pipeline, X: ArrayLike, y: ArrayLike) -> list[float]:
     Parameters
     ----------
     model : Pipeline
-        A fitted :func:`~sk_reweight._methods.make_model` whose classifier
+        A fitted :func:`~sk_reweight.harness._methods.make_model` whose classifier
         trained with the callback :data:`WEIGHTS_CALLBACK`.
     X, y : array-like
         The rows to evaluate on (the training set), before preprocessing.
@@ -267,7 +267,7 @@ def race_against_uniform_sgd(
         ``fit(method, parameters)``: one run (e.g. :func:`fit_curve` with its
         split, budget and seed bound).
     method : str
-        The method's name in :data:`~sk_reweight._methods.METHODS`.
+        The method's name in :data:`~sk_reweight.harness._methods.METHODS`.
     label : str
         The method's name in the result.
     method_parameters, sgd_parameters : dict
@@ -300,7 +300,7 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
     Returns
     -------
     status : int
-        0, or :data:`~sk_reweight._bench.INTERRUPTED` after Ctrl-C, when the
+        0, or :data:`~sk_reweight.harness._bench.INTERRUPTED` after Ctrl-C, when the
         finished seeds are kept and summarised.
     """
     output.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,9 @@
 Two parts:
 
 - ERM against RGD, cross-validated on scikit-learn's bundled breast_cancer and digits;
-- RAIS against uniform SGD on a generated classification problem with label noise: the race of
-  ``sk-reweight speed`` (:func:`~sk_reweight._speed.race_against_uniform_sgd`), timed with one
-  torch thread, compared on the *full* training loss.
+- RAIS against uniform SGD on a generated classification problem with label noise: the race
+  of ``sk-reweight speed`` (:func:`~sk_reweight.harness._speed.race_against_uniform_sgd`),
+  timed with one torch thread, compared on the *full* training loss.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ._erm import ERMClassifier
+from sk_reweight import ERMClassifier, RGDClassifier
+
 from ._evaluation import compare_methods, cross_validate_methods, markdown_table
-from ._rgd import RGDClassifier
 from ._speed import (
     BASELINE_NAME,
     COMPRESSED_NAME,

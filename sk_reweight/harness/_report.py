@@ -1,7 +1,7 @@
 """The Markdown report of a benchmark: scores per dataset and method, and paired significance.
 
 The input is the benchmark's results table, one row per (dataset, split,
-seed, fold, method) with the scores of :data:`~sk_reweight._evaluation.METRICS`
+seed, fold, method) with the scores of :data:`~sk_reweight.harness._evaluation.METRICS`
 and the fit time.
 """
 

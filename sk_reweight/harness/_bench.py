@@ -72,14 +72,14 @@ FAILED = 1
 
 def load_dataset(name: str, data_home: str | None = None) -> Any:
     """:func:`sk_reweight.datasets.load_dataset`, imported lazily."""
-    from .datasets import load_dataset as load
+    from sk_reweight.datasets import load_dataset as load
 
     return load(name, data_home=data_home)
 
 
 def list_datasets() -> list[str]:
     """Names of the benchmark datasets (imported lazily from :mod:`sk_reweight.datasets`)."""
-    from .datasets import list_datasets as names
+    from sk_reweight.datasets import list_datasets as names
 
     return list(names())
 
@@ -203,7 +203,7 @@ def fit_and_score(
     rows : list of dict
         One per evaluation split: the scores, fit times and tuned parameters.
     curve : DataFrame
-        The learning curve of :func:`~sk_reweight._curves.learning_curve`.
+        The learning curve of :func:`~sk_reweight.harness._curves.learning_curve`.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -1,0 +1,233 @@
+"""The command line: ``sk-reweight demo | bench | speed`` (also ``python -m sk_reweight``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _default_output(command: str) -> Path:
+    return Path("results") / f"{command}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    # One thread by default: on a shared or busy machine, torch's default of one thread per
+    # core oversubscribes the cores, and small networks then train several times slower.
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="CPU threads of torch and of OpenMP/BLAS (gradient boosting) (default 1)",
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``bench`` and ``speed``."""
+    _add_threads(parser)
+    parser.add_argument(
+        "--output", type=Path, help="output directory (default results/<command>-<timestamp>)"
+    )
+    parser.add_argument(
+        "--max-epochs", type=_positive_int, help="training epochs of every network"
+    )
+    parser.add_argument(
+        "--hidden", type=_positive_int, nargs="+", help="hidden layer widths (default 256 256)"
+    )
+    parser.add_argument("--batch-size", type=_positive_int, help="minibatch size")
+    parser.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (bench: of the Adam networks, default 1e-3; speed: of both runs, "
+        "default 0.05)",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=_positive_int,
+        help="subsample every dataset (and its official test split) to about this many rows, "
+        "class by class, keeping at least 10 rows of each class",
+    )
+    parser.add_argument(
+        "--seeds", type=_positive_int, default=1, help="repetitions with seeds 0 .. S-1"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--data-home", help="cache directory of the downloaded datasets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sk-reweight``."""
+    parser = argparse.ArgumentParser(
+        prog="sk-reweight",
+        description="Reweighted and importance-sampled training of scikit-learn neural networks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="ERM vs RGD cross-validated on scikit-learn's bundled data, then RAIS vs uniform "
+        "SGD on generated data: epochs, epochs equivalent, seconds, loss (no download)",
+    )
+    demo.add_argument("--folds", type=int, default=5, help="folds per repetition (default 5)")
+    demo.add_argument("--repeats", type=int, default=2, help="repetitions of the CV (default 2)")
+    demo.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    _add_threads(demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="repeated stratified CV of ERM, RGD, RAIS and tabular alternatives on datasets",
+        description="Repeated stratified cross-validation of the methods on every dataset; "
+        "writes results.csv, curves.csv, summary.md, config.json and PNG plots.",
+    )
+    bench.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["breast_cancer", "digits"],
+        help="names from sk_reweight.datasets.list_datasets() (default breast_cancer digits)",
+    )
+    bench.add_argument(
+        "--methods",
+        nargs="+",
+        default=["erm", "rgd", "skorch", "mlp", "hgb"],
+        help="methods among erm rgd rais erm_sgd skorch mlp hgb (default: erm rgd skorch mlp hgb)",
+    )
+    bench.add_argument("--cv", type=_positive_int, default=5, help="folds (default 5)")
+    bench.add_argument(
+        "--sgd-lr", type=_positive_float, help="learning rate of the SGD methods (rais, erm_sgd)"
+    )
+    bench.add_argument(
+        "--tune",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tune lr (and RGD's tau) on an inner validation split (default: on)",
+    )
+    _add_common(bench)
+
+    speed = commands.add_parser(
+        "speed",
+        help="time-to-target of a method (default rais) against uniform SGD on one dataset",
+    )
+    speed.add_argument("--dataset", default="digits", help="dataset name (default digits)")
+    speed.add_argument("--method", default="rais", help="rais (default), rgd or erm")
+    speed.add_argument(
+        "--optimizer", default="sgd", choices=["sgd", "adam"], help="the method's optimizer"
+    )
+    speed.add_argument(
+        "--lr-schedule",
+        default="step",
+        choices=["none", "step", "cosine"],
+        help="learning-rate schedule of both runs (default step)",
+    )
+    _add_common(speed)
+    return parser
+
+
+def _check_names(parser: argparse.ArgumentParser, kind: str, names, known) -> None:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
+
+
+def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check dataset and method names (exit status 2 with a message, as argparse does)."""
+    from ._bench import list_datasets
+    from ._methods import METHODS
+    from ._speed import SPEED_METHODS
+
+    known_datasets = list_datasets()
+    if args.command == "bench":
+        _check_names(parser, "dataset(s)", args.datasets, known_datasets)
+        _check_names(parser, "method(s)", args.methods, list(METHODS))
+        if args.cv < 2:
+            parser.error("--cv must be at least 2")
+    else:
+        _check_names(parser, "dataset", [args.dataset], known_datasets)
+        _check_names(parser, "method", [args.method], list(SPEED_METHODS))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sk-reweight`` with ``argv`` (default: the command line); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        with threadpool_limits(limits=args.threads):
+            if args.command == "demo":
+                from ._demo import run_demo
+
+                run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
+                return 0
+            _validate(parser, args)
+            return _run(args, list(sys.argv[1:] if argv is None else argv))
+    except OSError as exc:  # e.g. a dataset that cannot be downloaded
+        print(f"sk-reweight: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``bench`` or ``speed`` with validated arguments."""
+    from ._methods import Budget
+    from ._speed import SPEED_BUDGET
+
+    overrides = {
+        "hidden_layer_sizes": tuple(args.hidden) if args.hidden else None,
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "sgd_lr": getattr(args, "sgd_lr", None),
+    }
+    budget = replace(
+        Budget() if args.command == "bench" else SPEED_BUDGET,
+        device=args.device,
+        **{key: value for key, value in overrides.items() if value is not None},
+    )
+    output = args.output or _default_output(args.command)
+    if args.command == "bench":
+        from ._bench import BenchSettings, run_bench
+
+        bench = BenchSettings(
+            datasets=args.datasets,
+            methods=args.methods,
+            cv=args.cv,
+            seeds=args.seeds,
+            tune=args.tune,
+            budget=budget,
+            max_rows=args.max_rows,
+            data_home=args.data_home,
+        )
+        return run_bench(bench, output, argv)
+
+    from ._speed import SpeedSettings, run_speed
+
+    speed = SpeedSettings(
+        dataset=args.dataset,
+        method=args.method,
+        optimizer=args.optimizer,
+        lr_schedule=None if args.lr_schedule == "none" else args.lr_schedule,
+        budget=budget,
+        seeds=args.seeds,
+        max_rows=args.max_rows,
+        data_home=args.data_home,
+    )
+    return run_speed(speed, output, argv)

@@ -1,0 +1,110 @@
+"""The package's layout: the harness is a client of the library's public names, the policies
+do not depend on the engine, and importing the library loads no optional heavyweight."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sk_reweight
+
+PACKAGE = Path(sk_reweight.__file__).parent
+HARNESS = "sk_reweight.harness"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` of every module and name that ``path`` imports, made absolute."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            found.append((node.lineno, base))
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+def is_private_library_name(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] != "sk_reweight" or name == HARNESS or name.startswith(HARNESS + "."):
+        return False
+    return any(part.startswith("_") and part != "__version__" for part in parts[1:])
+
+
+HARNESS_MODULES = sorted((PACKAGE / "harness").glob("*.py"))
+
+
+def test_the_harness_exists():
+    names = {path.stem for path in HARNESS_MODULES}
+    assert {"_bench", "_speed", "_methods", "_demo", "_cli"} <= names
+
+
+@pytest.mark.parametrize("path", HARNESS_MODULES, ids=lambda path: path.name)
+def test_the_harness_imports_only_public_library_names(path):
+    private = [
+        f"{path.name}:{line}: {name}"
+        for line, name in imports(path)
+        if is_private_library_name(name)
+    ]
+    assert not private, "the harness imports private library names:\n" + "\n".join(private)
+
+
+def test_the_import_check_sees_private_names():
+    """The check above is not vacuous: relative, absolute and from-imports all count."""
+    assert is_private_library_name("sk_reweight._engine.sigint_recorded")
+    assert is_private_library_name("sk_reweight._rais")
+    assert is_private_library_name("sk_reweight.datasets._cache")
+    assert not is_private_library_name("sk_reweight.ERMClassifier")
+    assert not is_private_library_name("sk_reweight.__version__")
+    assert not is_private_library_name("sk_reweight.datasets.load_dataset")
+    assert not is_private_library_name("sk_reweight.harness._bench")
+    names = [name for _, name in imports(PACKAGE / "harness" / "_bench.py")]
+    assert "sk_reweight.harness._curves.learning_curve" in names
+    names = [name for _, name in imports(PACKAGE / "_rais" / "_policy.py")]
+    assert "sk_reweight._data.TensorDataset" in names
+
+
+def test_the_library_does_not_import_the_harness():
+    library = [path for path in PACKAGE.rglob("*.py") if "harness" not in path.parts]
+    offending = [
+        f"{path.relative_to(PACKAGE)}:{line}: {name}"
+        for path in library
+        if path.name != "__main__.py"
+        for line, name in imports(path)
+        if name == HARNESS or name.startswith(HARNESS + ".")
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_the_policies_do_not_import_the_engine():
+    names = [name for _, name in imports(PACKAGE / "_policies.py")]
+    assert not [name for name in names if name.startswith("sk_reweight._engine")]
+    assert "sk_reweight._data.TensorDataset" in names
+
+
+def test_importing_the_library_loads_neither_cvxpy_nor_matplotlib():
+    code = (
+        "import sys, sk_reweight\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'cvxpy', 'matplotlib'})\n"
+        "print(' '.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == []

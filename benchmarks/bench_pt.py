@@ -78,7 +78,7 @@ def timed_solves(records: PTRecords, repeats: int, **options) -> tuple[Uncertain
 
 
 def sampling(features: np.ndarray, found: UncertaintySet) -> torch.Tensor:
-    scores = robust_scores(*(torch.as_tensor(a) for a in (features, found.c, found.d)))
+    scores = robust_scores(*(torch.as_tensor(features @ v) for v in (found.c, found.d)))
     return sampling_distribution(scores)
 
 

@@ -73,7 +73,7 @@ def constraint(records: PTRecords, found: UncertaintySet) -> float:
 
 def sampling(features: np.ndarray, found: UncertaintySet) -> np.ndarray:
     """The sampling distribution of Proposition 4.1 over examples with ``features``."""
-    scores = robust_scores(*(torch.as_tensor(a) for a in (features, found.c, found.d)))
+    scores = robust_scores(*(torch.as_tensor(features @ v) for v in (found.c, found.d)))
     return sampling_distribution(scores).numpy()
 
 

@@ -76,7 +76,8 @@ class CheckScores(Callback):
         incremental = policy.probabilities()
         found = policy.uncertainty_set
         c, d = (torch.as_tensor(v, dtype=torch.float32) for v in (found.c, found.d))
-        direct = robust_scores(policy.norm_history.features, c, d)
+        features = policy.norm_history.features
+        direct = robust_scores(features @ c, features @ d)
         torch.testing.assert_close(incremental, direct / direct.sum())
         self.checked += 1
 

@@ -163,7 +163,7 @@ def test_closed_form_robust_scores_solve_the_robust_counterpart(seed):
     v = cp.Variable(n, nonneg=True)
     constraint = cp.sum(cp.multiply(1 / uncertainty, cp.square(estimate - v))) <= n
     cp.Problem(cp.Maximize(cp.sum(v)), [constraint]).solve(solver="CLARABEL")
-    closed_form = robust_scores(torch.tensor(features), torch.tensor(c), torch.tensor(d))
+    closed_form = robust_scores(torch.tensor(features @ c), torch.tensor(features @ d))
     np.testing.assert_allclose(closed_form.numpy(), v.value, rtol=2e-4)
     assert closed_form.sum().item() == pytest.approx(v.value.sum(), rel=1e-6)
 

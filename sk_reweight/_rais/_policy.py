@@ -24,6 +24,7 @@ from ._uncertainty import (
     UncertaintySet,
     outlier_bound,
     outlier_scale,
+    robust_scores,
     sampling_distribution,
     solve_uncertainty_set,
 )
@@ -197,14 +198,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
         return sampling_distribution(self._scores()).float()
 
     def _scores(self) -> Tensor:
-        r"""Scores :math:`\langle c, s_i\rangle + k \langle d, s_i\rangle` of Proposition 4.1.
-
-        :math:`k = \sqrt{n / \sum_j \langle d, s_j\rangle}`, from the kept
-        projections: two length-``n`` operations, no ``n x d`` product, no read.
-        """
-        estimate, uncertainty = self._projections
-        k = torch.rsqrt(uncertainty.sum().clamp_min(1e-30) / self.n_samples)
-        return torch.addcmul(estimate, uncertainty, k)
+        """:func:`robust_scores` from the kept projections: no ``n x d`` product."""
+        return robust_scores(*self._projections)
 
     def _project(self, features: Tensor) -> Tensor:
         """:math:`(\\langle c, s\\rangle, \\langle d, s\\rangle)` of feature rows; non-finite → 0.

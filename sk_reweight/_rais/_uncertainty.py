@@ -45,7 +45,7 @@ SOLVERS = ("newton", "cvxpy")
 """Solvers of (PT): the projected Newton method (``_newton``) and cvxpy (``_cvxpy``)."""
 
 
-def robust_scores(features: Tensor, c: Tensor, d: Tensor) -> Tensor:
+def robust_scores(estimate: Tensor, uncertainty: Tensor) -> Tensor:
     r"""The worst-case gradient norms of Proposition 4.1, to which sampling is proportional.
 
     .. math::
@@ -58,25 +58,22 @@ def robust_scores(features: Tensor, c: Tensor, d: Tensor) -> Tensor:
     for the variance of the stochastic gradient (PRC). The first term
     estimates the norm, the second adds robustness to the estimate's error.
     When :math:`\sum_j \langle d, s_j\rangle = 0` the set is a point and
-    :math:`v_i = \langle c, s_i\rangle`.
+    :math:`v_i = \langle c, s_i\rangle`. No value is read from the device.
 
     Parameters
     ----------
-    features : Tensor of shape (n_examples, n_features)
-        Non-negative features :math:`s_i`.
-    c, d : Tensor of shape (n_features,)
-        Non-negative parameters of the set.
+    estimate, uncertainty : Tensor of shape (n_examples,)
+        The projections :math:`\langle c, s_i\rangle` and
+        :math:`\langle d, s_i\rangle` of the examples' features (both
+        non-negative).
 
     Returns
     -------
     scores : Tensor of shape (n_examples,)
     """
-    estimate = features @ c
-    uncertainty = features @ d
-    total = uncertainty.sum()
-    if total <= 0:
-        return estimate
-    return estimate + torch.sqrt(len(features) / total) * uncertainty
+    # A zero total means zero uncertainties: the clamp then leaves v = <c, s> without a branch.
+    k = torch.rsqrt(uncertainty.sum().clamp_min(1e-30) / len(uncertainty))
+    return torch.addcmul(estimate, uncertainty, k)
 
 
 def sampling_distribution(scores: Tensor) -> Tensor:

@@ -159,7 +159,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._block: list[BlockStep] = []
         self._gain: GainRatioEstimator | None = None
         self._steps = 0
-        self._records_with_features = 0
+        self._draws_with_features = 0
         self._solves: BackgroundSolves | None = None
 
     def _reset_epoch_statistics(self) -> None:
@@ -242,6 +242,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def _advance(self, n_drawn: int) -> None:
         super()._advance(n_drawn)
         self._steps += 1
+        if self.epochs_started > 1:  # the first epoch's draws have no features yet
+            self._draws_with_features += n_drawn
         if len(self._block) >= self.refresh_interval:
             self._end_block()
 
@@ -278,8 +280,6 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def _end_block(self) -> None:
         """Record the block's draws and refresh what the next block samples from."""
         block, self._block = self._block, []
-        if self.epochs_started > 1:
-            self._records_with_features += sum(len(step.indices) for step in block)
         self._refresh(block)
 
     def _refresh(self, block: list[BlockStep]) -> None:
@@ -350,16 +350,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
         before them), and would leave the feature coefficients unidentified.
         """
         if not self._solves.started:
-            if self._records_with_features + self._pending_draws() < self.records.capacity:
+            if self._draws_with_features < self.records.capacity:
                 return
             self._submit()
             self._install(self._solves.collect())
         elif self._solves.due(self._steps):
             self._install(self._solves.collect())
             self._submit()
-
-    def _pending_draws(self) -> int:
-        return sum(len(step.indices) for step in self._block) if self.epochs_started > 1 else 0
 
     def _submit(self) -> None:
         self._end_block()  # the records must hold every draw so far

@@ -254,9 +254,11 @@ def test_cvxpy_solver_gives_the_newton_solvers_sets(digits):
     first = next(epoch for epoch in newton.history_ if epoch["solves"])
     assert first["epoch"] == 3
     assert sum(newton.history_[:, "solver_fallbacks"]) == 0
-    np.testing.assert_allclose(
-        newton.sampling_probabilities(), reference.sampling_probabilities(), atol=1e-3
-    )
+    fast, slow = newton.sampling_probabilities(), reference.sampling_probabilities()
+    uniform = np.full(len(fast), 1 / len(fast))
+    assert 0.5 * np.abs(fast - uniform).sum() > 0.1  # a distribution worth comparing
+    # The solvers agree so closely that the draws, and so the whole fits, coincide.
+    assert 0.5 * np.abs(fast - slow).sum() < 1e-4
 
 
 def test_uncertified_newton_solves_fall_back_to_cvxpy_and_are_counted(digits, monkeypatch):

@@ -77,7 +77,7 @@ def test_rais_reaches_uniform_sgds_final_loss_in_fewer_epochs(seed):
     settings = replace(RAIS_DEMO, seed=seed)
     speed = settings.speed_settings()
     parameters = speed.training_parameters("sgd")
-    fit = partial(fit_curve, settings.split(), speed.budget, seed, full_loss=True)
+    fit = partial(fit_curve, settings.split(), speed.budget, full_loss=True)
     with single_thread_timing():
         runs = race_against_uniform_sgd(fit, "rais", RAIS_LABEL, parameters, parameters)
     summary = race_summary(runs, RAIS_LABEL, FULL_LOSS)

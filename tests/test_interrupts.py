@@ -147,13 +147,13 @@ def test_ctrl_c_during_bench_keeps_the_finished_folds_and_exits_130(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "Interrupted: kept 1 finished fold(s)" in stdout
+    assert "Interrupted: kept 1 finished fit(s)" in stdout
     assert "Traceback" not in stderr
     results = pd.read_csv(tmp_path / "results.csv")
     assert results[["fold", "method", "split"]].values.tolist() == [[0, "erm", "cv"]]
     assert pd.read_csv(tmp_path / "curves.csv")["fold"].unique().tolist() == [0]
     summary = (tmp_path / "summary.md").read_text()
-    assert "Status: interrupted after 1 of 3 folds." in summary
+    assert "Status: interrupted after 1 of 3 fits." in summary
     assert "| digits | cv | erm | 1 |" in summary
     assert json.loads((tmp_path / "config.json").read_text())["status"].startswith("interrupted")
     assert (tmp_path / "accuracy.png").exists()

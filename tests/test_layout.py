@@ -98,10 +98,12 @@ def test_the_policies_do_not_import_the_engine():
     assert "sk_reweight._data.TensorDataset" in names
 
 
-def test_importing_the_library_loads_neither_cvxpy_nor_matplotlib():
+def test_importing_the_library_loads_no_optional_heavyweight():
+    """Neither cvxpy, matplotlib nor dask / distributed (optional: the `dist` extra)."""
     code = (
-        "import sys, sk_reweight\n"
-        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'cvxpy', 'matplotlib'})\n"
+        "import sys, sk_reweight, sk_reweight.harness\n"
+        "heavy = {'cvxpy', 'matplotlib', 'dask', 'distributed'}\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
         "print(' '.join(loaded))\n"
     )
     result = subprocess.run(

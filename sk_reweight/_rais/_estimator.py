@@ -173,6 +173,8 @@ class RAISClassifier(BaseReweightingClassifier):
     True
     """
 
+    _incremental = False  # no partial_fit: RAIS's histories would start over with every chunk
+
     _parameter_constraints: dict = {
         **BaseReweightingClassifier._parameter_constraints,
         "grad_norm": [StrOptions(set(GRAD_NORMS))],
@@ -214,6 +216,7 @@ class RAISClassifier(BaseReweightingClassifier):
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
+        precision: str = "fp32",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list | None = None,
@@ -236,6 +239,7 @@ class RAISClassifier(BaseReweightingClassifier):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            precision=precision,
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,

@@ -36,8 +36,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
 from ._curves import learning_curve
-from ._evaluation import classification_scores, stratified_folds
+from ._evaluation import classification_scores, stratified_folds, training_seed
 from ._methods import (
     BASELINES,
     Budget,
@@ -60,6 +61,7 @@ from ._methods import (
     quiet_fit,
     refit_seconds,
 )
+from ._parallel import make_runner, torch_threads
 from ._plots import plot_learning_curves, plot_scores
 from ._provenance import run_record, write_json
 from ._report import imbalance_ratio, summary_markdown
@@ -248,6 +250,9 @@ class BenchSettings:
     budget: Budget = field(default_factory=Budget)
     max_rows: int | None = None
     data_home: str | None = None
+    threads: int = 1
+    n_jobs: int = 1
+    scheduler: str | None = None
 
     def protocol(self) -> str:
         """A paragraph describing the run for ``summary.md``."""
@@ -275,6 +280,85 @@ class BenchSettings:
             f"Hyperparameters {tuning}. HistGradientBoosting keeps its defaults. Data: "
             f"{rows}; tabular columns go through the dataset's preprocessor, fitted per fold."
         )
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One fit of the benchmark: a method trained on a fold of a dataset and scored.
+
+    Tasks are small (indices and an unfitted preprocessor); the data travel
+    separately, once per dataset (a runner's ``ship``).
+    """
+
+    dataset: str
+    kind: str
+    n_classes: int
+    seed: int
+    fold: int
+    method: str
+    train: NDArray[np.intp]
+    test: NDArray[np.intp]
+    preprocessor: BaseEstimator | None
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The columns that identify the fit's rows in ``results.csv`` and ``curves.csv``."""
+        return {
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "fold": self.fold,
+            "method": self.method,
+        }
+
+
+def fit_tasks(name: str, data: PreparedDataset, settings: BenchSettings) -> Iterator[FitTask]:
+    """Every fit of one dataset, fold by fold and, in each fold, method by method."""
+    for split in stratified_folds(data.y, settings.cv, range(settings.seeds)):
+        for method in settings.methods:
+            yield FitTask(
+                name,
+                data.info["kind"],
+                data.n_classes,
+                split.seed,
+                split.fold,
+                method,
+                split.train,
+                split.test,
+                data.preprocessor(),
+            )
+
+
+def run_fit(
+    data: PreparedDataset, task: FitTask, settings: BenchSettings
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Build, fit and score the model of ``task``: the function every runner runs.
+
+    It runs with ``settings.threads`` torch (and OpenMP/BLAS) threads, in this
+    process or on a worker, so that a fit scores the same wherever it runs.
+
+    Returns
+    -------
+    rows : list of dict
+        :func:`fit_and_score`'s rows, with the task's key columns first.
+    curve : DataFrame
+        The learning curve, with the key columns.
+    """
+    seed = training_seed(task.seed, task.fold)
+    evaluation = {"cv": (take(data.X, task.test), data.y[task.test])}
+    if data.X_test is not None:
+        evaluation["test"] = (data.X_test, data.y_test)
+    with torch_threads(settings.threads):
+        model = make_model(
+            task.method,
+            task.kind,
+            task.n_classes,
+            task.preprocessor,
+            settings.budget,
+            seed=seed,
+            tune=settings.tune,
+        )
+        rows, curve = fit_and_score(model, data, task.train, evaluation, seed)
+    return [{**task.key, **row} for row in rows], curve.assign(**task.key)
 
 
 def _write_report(
@@ -306,13 +390,20 @@ def _finish(output: Path, settings: BenchSettings, record: dict, status: str) ->
 def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -> int:
     """Run the benchmark, writing results into ``output``; return the exit status.
 
+    Every fit is a :class:`FitTask` run by :func:`run_fit`: in this process,
+    one after another (the default), or as tasks of a Dask cluster
+    (``settings.n_jobs`` local worker processes, or the cluster at
+    ``settings.scheduler``), to which each dataset is sent once. Results are
+    appended to the CSV files as the fits finish (in order when serial).
+
     Returns
     -------
     status : int
-        0 when every fold finished, :data:`INTERRUPTED` after Ctrl-C,
+        0 when every fit finished, :data:`INTERRUPTED` after Ctrl-C (which
+        stops the fit under way, or cancels the cluster's pending tasks),
         :data:`FAILED` when a dataset could not be downloaded or read (an
-        :class:`OSError`). In both cases the finished folds' results are kept
-        and summarised.
+        :class:`OSError`; the fits already submitted finish first). In both
+        cases the finished fits' results are kept and summarised.
     """
     output.mkdir(parents=True, exist_ok=True)
     for stale in ("results.csv", "curves.csv"):
@@ -327,54 +418,63 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
     record["datasets"] = []
     write_json(output / "config.json", record)
 
-    n_folds = len(settings.datasets) * settings.seeds * settings.cv
-    progress = tqdm(total=n_folds * len(settings.methods), desc="bench", unit="fit")
+    n_fits = len(settings.datasets) * settings.seeds * settings.cv * len(settings.methods)
+    runner = make_runner(settings.n_jobs, settings.scheduler, settings.threads, settings.methods)
+    record["runner"] = runner.describe()
+    progress = tqdm(total=n_fits, desc="bench", unit="fit")
+    pending: set[Future] = set()
     finished = 0
-    try:
-        for name in settings.datasets:
-            data = prepare_dataset(load_dataset(name, settings.data_home), settings.max_rows)
-            record["datasets"].append(data.info)
-            write_json(output / "config.json", record)
-            for split in stratified_folds(data.y, settings.cv, range(settings.seeds)):
-                seed, fold, train = split.seed, split.fold, split.train
-                evaluation = {"cv": (take(data.X, split.test), data.y[split.test])}
-                if data.X_test is not None:
-                    evaluation["test"] = (data.X_test, data.y_test)
-                rows, curves = [], []
-                for method in settings.methods:
-                    progress.set_postfix_str(f"{name} seed {seed} fold {fold} {method}")
-                    model = make_model(
-                        method,
-                        data.info["kind"],
-                        data.n_classes,
-                        data.preprocessor(),
-                        settings.budget,
-                        seed=split.training_seed,
-                        tune=settings.tune,
-                    )
-                    method_rows, curve = fit_and_score(
-                        model, data, train, evaluation, split.training_seed
-                    )
-                    key = {"dataset": name, "seed": seed, "fold": fold, "method": method}
-                    rows += [{**key, **row} for row in method_rows]
-                    curves.append(curve.assign(**key))
-                    progress.update()
+
+    def write_finished(block: bool) -> None:
+        """Append the results of the fits that have finished (all of them when ``block``)."""
+        nonlocal finished
+        while pending:
+            done, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            if not done:
+                return
+            for future in done:
+                pending.remove(future)
+                rows, curve = future.result()
                 append_csv(pd.DataFrame(rows), output / "results.csv")
-                append_csv(pd.concat(curves), output / "curves.csv")
+                append_csv(curve, output / "curves.csv")
                 finished += 1
+                progress.update()
+
+    try:
+        try:
+            for name in settings.datasets:
+                data = prepare_dataset(load_dataset(name, settings.data_home), settings.max_rows)
+                record["datasets"].append(data.info)
+                write_json(output / "config.json", record)
+                # Workers get the arrays only: the loaded source stays here.
+                shipped = runner.ship(replace(data, source=None))
+                for task in fit_tasks(name, data, settings):
+                    progress.set_postfix_str(
+                        f"{name} seed {task.seed} fold {task.fold} {task.method}"
+                    )
+                    pending.add(runner.submit(run_fit, shipped, task, settings))
+                    write_finished(block=False)
+        except OSError:  # a dataset that cannot be loaded: the submitted fits still count
+            write_finished(block=True)
+            raise
+        write_finished(block=True)
     except KeyboardInterrupt:
+        for future in pending:
+            future.cancel()
         progress.close()
-        _finish(output, settings, record, f"interrupted after {finished} of {n_folds} folds")
-        print(f"\nInterrupted: kept {finished} finished fold(s) in {output}")
+        _finish(output, settings, record, f"interrupted after {finished} of {n_fits} fits")
+        print(f"\nInterrupted: kept {finished} finished fit(s) in {output}")
         return INTERRUPTED
-    except OSError as exc:  # a dataset that cannot be downloaded or read
+    except OSError as exc:
         progress.close()
-        _finish(output, settings, record, f"stopped after {finished} of {n_folds} folds: {exc}")
+        _finish(output, settings, record, f"stopped after {finished} of {n_fits} fits: {exc}")
         print(
-            f"sk-reweight: error: {exc}\nKept {finished} finished fold(s) in {output}",
+            f"sk-reweight: error: {exc}\nKept {finished} finished fit(s) in {output}",
             file=sys.stderr,
         )
         return FAILED
+    finally:
+        runner.close()
     progress.close()
     _finish(output, settings, record, "complete")
     print((output / "summary.md").read_text())

@@ -129,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="tune lr (and RGD's tau) on an inner validation split (default: on)",
     )
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument(
+        "--n-jobs",
+        type=_positive_int,
+        default=1,
+        help="fits in parallel, in as many local worker processes (a dask LocalCluster); "
+        "N x (--threads, plus 1 for RAIS's solver thread) is clamped to the cores "
+        "(default 1: one after another, in this process)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run every fit as a task on the dask.distributed cluster of this scheduler "
+        "(e.g. tcp://host:8786); the data are loaded here and sent to the workers",
+    )
     _add_common(bench)
 
     speed = commands.add_parser(
@@ -181,6 +196,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     """Check dataset and method names (exit status 2 with a message, as argparse does)."""
     from ._bench import list_datasets
     from ._methods import METHODS
+    from ._parallel import DIST_HINT, dask_available
     from ._speed import SPEED_METHODS
 
     known_datasets = list_datasets()
@@ -189,6 +205,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         _check_names(parser, "method(s)", args.methods, list(METHODS))
         if args.cv < 2:
             parser.error("--cv must be at least 2")
+        if (args.n_jobs > 1 or args.scheduler) and not dask_available():
+            parser.error(f"--n-jobs and --scheduler need dask.distributed; {DIST_HINT}")
     else:
         _check_names(parser, "dataset", [args.dataset], known_datasets)
         _check_names(parser, "method", [args.method], list(SPEED_METHODS))
@@ -256,6 +274,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             budget=budget,
             max_rows=args.max_rows,
             data_home=args.data_home,
+            threads=args.threads,
+            n_jobs=args.n_jobs,
+            scheduler=args.scheduler,
         )
         return run_bench(bench, output, argv)
 

@@ -668,13 +668,28 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 "weights computed over the whole data, e.g. with "
                 "sklearn.utils.class_weight.compute_class_weight."
             )
-        with self._unchanged_on_error(in_place=True):
-            parameters = {name: getattr(self, name) for name in self._INCREMENTAL_PARAMETERS}
-            self.__dict__.update(self._INCREMENTAL_PARAMETERS)
-            try:
-                return self._fit(X, y, sample_weight, classes=classes if first_call else None)
-            finally:
-                self.__dict__.update(parameters)
+        with self._unchanged_on_error(in_place=True), self._incremental_training():
+            return self._fit(X, y, sample_weight, classes=classes if first_call else None)
+
+    @contextmanager
+    def _incremental_training(self) -> Iterator[None]:
+        """Train with :attr:`_INCREMENTAL_PARAMETERS` in the block, then restore the parameters.
+
+        A network fitted with ``early_stopping=True`` keeps its early-stopping
+        callback, which the block pauses: a chunk has no validation split.
+        """
+        parameters = {name: getattr(self, name) for name in self._INCREMENTAL_PARAMETERS}
+        net = getattr(self, "net_", None)
+        callbacks = None if net is None else net.callbacks_
+        self.__dict__.update(self._INCREMENTAL_PARAMETERS)
+        if net is not None:
+            net.callbacks_ = [entry for entry in callbacks if entry[0] != "early_stopping"]
+        try:
+            yield
+        finally:
+            self.__dict__.update(parameters)
+            if net is not None:
+                net.callbacks_ = callbacks
 
     def _fit(
         self,

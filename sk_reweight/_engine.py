@@ -287,6 +287,11 @@ class ReweightingNet(NeuralNetClassifier):
         self._weighted_layers = [
             layer for layer in self.module_.modules() if isinstance(layer, WeightedBatchNorm2d)
         ]
+        self.grad_scaler_ = (
+            torch.amp.GradScaler(torch.device(self.device).type)
+            if self.precision == "fp16"
+            else None
+        )
         return self
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
@@ -297,10 +302,6 @@ class ReweightingNet(NeuralNetClassifier):
         )
         self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
-        if self.precision != "fp16":
-            self.grad_scaler_ = None
-        elif getattr(self, "grad_scaler_", None) is None:  # a warm fit keeps its scale
-            self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
 
     def on_train_end(self, net: NeuralNet, **kwargs):
         self.policy.end_training()

@@ -100,3 +100,13 @@ def test_ctrl_c_in_partial_fit_leaves_the_classifier_as_it_was(digits, previous_
         model.partial_fit(X, y)
     assert model.n_iter_ == 1
     np.testing.assert_array_equal(model.predict_proba(X), proba)
+
+
+def test_partial_fit_continues_a_model_fitted_with_early_stopping(digits):
+    X, y = digits
+    model = RGDClassifier(**SETTINGS, max_epochs=3, early_stopping=True).fit(X, y)
+    model.partial_fit(X, y)
+    assert model.n_iter_ == 4
+    assert "valid_loss" not in model.history_[-1]
+    assert "early_stopping" in dict(model.net_.callbacks_)  # paused for the call only
+    assert model.early_stopping

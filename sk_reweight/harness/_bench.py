@@ -50,6 +50,8 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
+from sk_reweight import sigint_recorded
+
 from ._curves import learning_curve
 from ._evaluation import classification_scores, stratified_folds, training_seed
 from ._methods import (
@@ -435,10 +437,13 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
             for future in done:
                 pending.remove(future)
                 rows, curve = future.result()
-                append_csv(pd.DataFrame(rows), output / "results.csv")
-                append_csv(curve, output / "curves.csv")
+                with sigint_recorded() as sigint:  # a Ctrl-C waits until both files have the fit
+                    append_csv(pd.DataFrame(rows), output / "results.csv")
+                    append_csv(curve, output / "curves.csv")
                 finished += 1
                 progress.update()
+                if sigint.received:
+                    raise KeyboardInterrupt
 
     try:
         try:

@@ -16,6 +16,7 @@ imported only when a :class:`DaskRunner` starts.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -168,7 +169,12 @@ class DaskRunner:
         return self._executor.submit(function, *args)
 
     def close(self) -> None:
-        """Cancel whatever is still pending and disconnect (closing a local cluster)."""
+        """Cancel whatever is still pending and disconnect (closing a local cluster).
+
+        Tasks cancelled or cut short here are expected, so distributed's
+        warnings about them are silenced.
+        """
+        logging.getLogger("distributed").setLevel(logging.ERROR)
         self._executor.shutdown(wait=False)
         self.client.close()
         if self.cluster is not None:

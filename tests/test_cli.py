@@ -54,6 +54,12 @@ def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch)
         (["speed", "--method", "hgb"], "unknown method hgb; choose from rais, rgd, erm"),
         (["speed", "--param", "refresh=2"], "unknown rais parameter(s) refresh; choose from"),
         (["speed", "--param", "refresh_interval"], "expected NAME=VALUE, got 'refresh_interval'"),
+        (["bench", "--n-jobs", "0"], "must be a positive integer, got 0"),
+        (
+            ["bench", "--n-jobs", "2", "--scheduler", "tcp://localhost:8786"],
+            "argument --scheduler: not allowed with argument --n-jobs",
+        ),
+        (["speed", "--n-jobs", "2"], "unrecognized arguments: --n-jobs 2"),
     ],
 )
 def test_bad_arguments_exit_with_status_2_and_a_message(argv, message, capsys, monkeypatch):
@@ -64,6 +70,17 @@ def test_bad_arguments_exit_with_status_2_and_a_message(argv, message, capsys, m
     err = capsys.readouterr().err
     assert "usage: sk-reweight" in err
     assert message in err
+
+
+@pytest.mark.parametrize("option", [["--n-jobs", "2"], ["--scheduler", "tcp://localhost:8786"]])
+def test_parallel_bench_without_dask_says_how_to_install_it(option, capsys, monkeypatch):
+    from sk_reweight.harness import _parallel
+
+    monkeypatch.setattr(_parallel, "dask_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *option])
+    assert exit_info.value.code == 2
+    assert "pip install 'sk-reweight[dist]'" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,9 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
+WORKER_PROFILER = "distributed.worker.profile.enabled"
+"""dask's setting of the workers' statistical profiler, off in the clusters ``--n-jobs`` starts."""
+
 DIST_HINT = "install the optional dependencies with: pip install 'sk-reweight[dist]'"
 
 
@@ -142,13 +145,16 @@ class DaskRunner:
 
     def __init__(self, scheduler: str | None, n_workers: int = 1) -> None:
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError as exc:
             message = f"--n-jobs and --scheduler need dask.distributed: {DIST_HINT}"
             raise ImportError(message) from exc
         self.cluster = None
         if scheduler is None:
-            with _sigint_ignored():
+            # The workers' statistical profiler samples the task's stack every 10 ms, which
+            # made small fits measurably slower (docs/scaling.md); nobody reads it here.
+            with _sigint_ignored(), dask.config.set({WORKER_PROFILER: False}):
                 self.cluster = LocalCluster(
                     n_workers=n_workers,
                     threads_per_worker=1,

@@ -3,7 +3,7 @@
 Runs the same bench command three times, each as a fresh subprocess: serially,
 with ``--n-jobs N`` (a LocalCluster the command starts itself), and with
 ``--scheduler`` pointed at an N-worker :class:`~distributed.LocalCluster`
-(processes, one thread each, the workers' profiler off as with ``--n-jobs``)
+(processes, one thread each, the worker settings of ``--n-jobs``)
 that this script starts beforehand, as a user's cluster would be. It reports
 each run's wall-clock and checks that every score column of ``results.csv`` is
 identical to the serial run's.
@@ -53,13 +53,13 @@ def main() -> None:
     import dask
     from distributed import LocalCluster
 
-    from sk_reweight.harness._parallel import WORKER_PROFILER
+    from sk_reweight.harness._parallel import worker_settings
 
     seconds = {"serial": run(bench, args.output / "serial")}
     n_jobs = ["--n-jobs", str(args.workers)]
     seconds[f"--n-jobs {args.workers}"] = run([*bench, *n_jobs], args.output / "n_jobs")
     with (
-        dask.config.set({WORKER_PROFILER: False}),  # as --n-jobs does
+        dask.config.set(worker_settings()),  # as --n-jobs does
         LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,

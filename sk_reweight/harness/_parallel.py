@@ -29,8 +29,26 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-WORKER_PROFILER = "distributed.worker.profile.enabled"
-"""dask's setting of the workers' statistical profiler, off in the clusters ``--n-jobs`` starts."""
+
+def worker_settings() -> dict[str, Any]:
+    """dask settings of the workers that ``--n-jobs`` starts, for fits as fast as in-process.
+
+    Two of dask's defaults for worker processes slow small torch fits down
+    (measured in ``docs/scaling.md``): the statistical profiler, which samples
+    the task's stack every 10 ms, and ``MALLOC_TRIM_THRESHOLD_=65536``, which
+    makes glibc return freed memory to the system at once, so that every
+    training step's tensors fault their pages in again (1.7x per fit). Both
+    are turned off; ``OMP_NUM_THREADS=1`` and its kin stay.
+    """
+    import dask
+
+    environment = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environment.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {
+        "distributed.worker.profile.enabled": False,
+        "distributed.nanny.pre-spawn-environ": environment,
+    }
+
 
 DIST_HINT = "install the optional dependencies with: pip install 'sk-reweight[dist]'"
 
@@ -152,9 +170,7 @@ class DaskRunner:
             raise ImportError(message) from exc
         self.cluster = None
         if scheduler is None:
-            # The workers' statistical profiler samples the task's stack every 10 ms, which
-            # made small fits measurably slower (docs/scaling.md); nobody reads it here.
-            with _sigint_ignored(), dask.config.set({WORKER_PROFILER: False}):
+            with _sigint_ignored(), dask.config.set(worker_settings()):
                 self.cluster = LocalCluster(
                     n_workers=n_workers,
                     threads_per_worker=1,

@@ -165,7 +165,7 @@ SHARED_ATTRIBUTES_DOC = """\
     n_features_in_ : int
         Number of features (for images: size of the second axis of ``X``).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` was a DataFrame with string column names.
 
     input_shape_ : tuple of int

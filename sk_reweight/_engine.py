@@ -84,11 +84,34 @@ class SigintFlag:
 
 @contextmanager
 def sigint_recorded(stop_at_once: bool = False) -> Iterator[SigintFlag]:
-    """Handle SIGINT with a :class:`SigintFlag` inside the block; restore the previous handler.
+    """Handle SIGINT with a ``SigintFlag`` inside the block; restore the previous handler.
 
     Signal handlers belong to the main thread: elsewhere nothing is
     installed and the flag stays unset, as it does when SIGINT is ignored (a
     background job of a script) or handled outside Python.
+
+    Parameters
+    ----------
+    stop_at_once : bool, default=False
+        Raise :class:`KeyboardInterrupt` at the first Ctrl-C instead of
+        recording it; a second Ctrl-C always raises.
+
+    Yields
+    ------
+    flag : SigintFlag
+        Its ``received`` attribute turns true at a Ctrl-C: a training loop
+        checks it after each step, stops, and raises
+        :class:`KeyboardInterrupt` where skorch cannot swallow it.
+
+    Examples
+    --------
+    >>> from sk_reweight import sigint_recorded
+    >>> with sigint_recorded() as flag:
+    ...     for step in range(3):
+    ...         if flag.received:
+    ...             raise KeyboardInterrupt
+    >>> flag.received
+    False
     """
     flag = SigintFlag(stop_at_once)
     previous = signal.getsignal(signal.SIGINT)

@@ -22,7 +22,7 @@ DOCS = Path(__file__).resolve().parent
 
 project = "sk_reweight"
 author = "the sk_reweight developers"
-copyright = "the sk_reweight developers"  # noqa: A001
+copyright = "the sk_reweight developers"
 release = sk_reweight.__version__
 version = release
 

@@ -26,6 +26,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from sk_reweight import ERMClassifier, RAISClassifier
@@ -59,19 +60,29 @@ runs = {"uniform SGD": uniform, "RAIS-SGD": rais, "uniform SGD, compressed": com
 # %%
 # What each run did
 # -----------------
-# ``history_`` has one record per epoch; RAIS adds its gain ratio, epochs
-# equivalent, (PT) solve time and effective sample size.
-for name, model in runs.items():
-    history = model.history_
-    print(
-        f"{name:>24}: {model.n_iter_} epochs, "
-        f"{sum(history[:, 'train_batch_count'])} steps, "
-        f"{sum(history[:, 'dur']):.1f} s, final training loss {history[-1, 'train_loss']:.4f}, "
-        f"test accuracy {model.score(X_test, y_test):.4f}"
-    )
-columns = ("epoch", "epochs_equivalent", "gain_ratio", "solve_seconds", "effective_sample_size")
-for record in rais.history_[:, columns]:
-    print("  ".join(f"{name} {value:.3g}" for name, value in zip(columns, record, strict=True)))
+# ``history_`` has one record per epoch: ``train_batch_count`` the steps run,
+# ``dur`` the seconds.
+summary = pd.DataFrame.from_dict(
+    {
+        name: {
+            "epochs": model.n_iter_,
+            "steps": sum(model.history_[:, "train_batch_count"]),
+            "seconds": round(sum(model.history_[:, "dur"]), 2),
+            "final training loss": round(model.history_[-1, "train_loss"], 4),
+            "test accuracy": round(model.score(X_test, y_test), 4),
+        }
+        for name, model in runs.items()
+    },
+    orient="index",
+)
+summary
+
+# %%
+# RAIS adds its own records: the gain ratio, the epochs equivalent, the time of
+# the (PT) solves finished in the epoch and the effective sample size of its
+# sampling distribution (1 for uniform sampling).
+columns = ["epoch", "epochs_equivalent", "gain_ratio", "solve_seconds", "effective_sample_size"]
+pd.DataFrame(rais.history_[:, columns], columns=columns).round(3)
 
 # %%
 # Three clocks
@@ -80,7 +91,7 @@ for record in rais.history_[:, columns]:
 # epochs equivalent the curves should align (the paper's Figure 4), which
 # checks that the gain ratio is estimated well; against seconds counts what
 # its bookkeeping costs.
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
+fig, axes = plt.subplots(2, 2, figsize=(10, 8))
 for name, model in runs.items():
     history = model.history_
     loss = history[:, "train_loss"]
@@ -88,15 +99,15 @@ for name, model in runs.items():
     # Uniform SGD's epochs equivalent are its epochs.
     equivalent = history[:, "epochs_equivalent"] if name == "RAIS-SGD" else epochs
     seconds = np.cumsum(history[:, "dur"])
-    axes[0].plot(epochs, loss, marker=".", label=name)
-    axes[1].plot(equivalent, loss, marker=".", label=name)
-    axes[2].plot(seconds, loss, marker=".", label=name)
-axes[0].set(xlabel="epochs", ylabel="training loss", yscale="log")
-axes[1].set(xlabel="epochs equivalent", yscale="log")
-axes[2].set(xlabel="seconds", yscale="log")
-axes[0].legend()
-axes[3].plot(rais.history_[:, "epoch"], rais.history_[:, "gain_ratio"], marker="o")
-axes[3].set(xlabel="epoch", ylabel="mean gain ratio (RAIS)")
+    axes[0, 0].plot(epochs, loss, marker=".", label=name)
+    axes[0, 1].plot(equivalent, loss, marker=".", label=name)
+    axes[1, 0].plot(seconds, loss, marker=".", label=name)
+axes[0, 0].set(xlabel="epochs", ylabel="training loss", yscale="log")
+axes[0, 1].set(xlabel="epochs equivalent", ylabel="training loss", yscale="log")
+axes[1, 0].set(xlabel="seconds", ylabel="training loss", yscale="log")
+axes[0, 0].legend()
+axes[1, 1].plot(rais.history_[:, "epoch"], rais.history_[:, "gain_ratio"], marker="o")
+axes[1, 1].set(xlabel="epoch", ylabel="mean gain ratio of RAIS")
 fig.tight_layout()
 
 # %%

@@ -68,10 +68,12 @@ exact``, and the same split into early and late epochs (first and second half
 of each run's importance-sampled epochs); the second (:func:`diagnose`) says
 where a difference comes from.
 
-Setting (as ``bench_rais.py``): MLP (256, 256), batch 128, SGD with momentum
-0.9, lr 0.05, cosine schedule over ``--epochs`` epochs (equivalent), 75/25
-stratified split (the training part is used), features standardised, one
-torch thread. The ``windowed*`` columns cost a pass over the training set
+Setting (as ``sk-reweight speed --full-loss --flatten --lr-schedule cosine``):
+MLP (256, 256), batch 128, SGD with momentum 0.9, lr 0.05, cosine schedule over
+``--epochs`` epochs (equivalent), the training part of seed ``s``'s 80/20
+split (its dataset's preprocessing; images flattened and standardised), RAIS
+seeded with ``random_state = 1000 s`` (the harness's seeding rule), one torch
+thread. The ``windowed*`` columns cost a pass over the training set
 before every step (letter: about 115 s per seed on one core; the first command
 below takes about 6.5 minutes; ``--no-windowed`` skips them); ``--max-rows``
 subsamples a dataset.
@@ -94,10 +96,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from numpy.typing import NDArray
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.nn import functional
@@ -105,29 +103,16 @@ from torch.nn import functional
 from sk_reweight import RAISClassifier
 from sk_reweight._rais._gain import GainRatioEstimator, exact_gain_ratio
 from sk_reweight._rais._norms import GradientProbe, LastLayerGradients
+from sk_reweight.harness._bench import load_dataset, prepare_dataset
 from sk_reweight.harness._evaluation import markdown_table
+from sk_reweight.harness._methods import as_dense_float32
+from sk_reweight.harness._speed import TrainTestSplit
 
 EXACT_CHUNK = 4096
 """Examples per forward pass when the whole training set is measured."""
 
 FULL_SPACE_CHUNK = 128
 """Examples per ``torch.func`` pass for the all-parameter gradients (memory: rows x parameters)."""
-
-
-def load(name: str, max_rows: int | None, seed: int) -> tuple[NDArray, NDArray]:
-    """Features and integer labels of a dataset, loaded as ``bench_rais.py`` does (flattened)."""
-    if name == "digits":
-        X, y = load_digits(return_X_y=True)
-    else:
-        from sk_reweight.datasets import load_dataset
-
-        dataset = load_dataset(name)
-        X = dataset.make_preprocessor().fit_transform(dataset.data)
-        y = np.unique(np.asarray(dataset.target), return_inverse=True)[1]
-        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-    if max_rows is not None and len(X) > max_rows:
-        X, _, y, _ = train_test_split(X, y, train_size=max_rows, stratify=y, random_state=seed)
-    return np.asarray(X, dtype=np.float32), y
 
 
 @dataclass
@@ -498,11 +483,12 @@ def main() -> None:
     frames = []
     start = time.perf_counter()
     for name in args.datasets:
-        X, y = load(name, args.max_rows, seed=0)
-        X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-        X_train = StandardScaler().fit_transform(X_train).astype(np.float32)
-        print(f"{name}: {len(X_train)} training rows, {X.shape[1]} features", flush=True)
+        data = prepare_dataset(load_dataset(name), args.max_rows)
         for seed in args.seeds:
+            split = TrainTestSplit.of_dataset(data, seed, flatten=True)
+            X_train = as_dense_float32(split.make_preprocessor().fit_transform(split.X_train))
+            y_train = split.y_train
+            print(f"{name}, seed {seed}: {X_train.shape} training rows x features", flush=True)
             truth = GainTruth(
                 args.frozen_steps, not args.no_full_space, not args.no_windowed, seed=seed
             )
@@ -516,7 +502,7 @@ def main() -> None:
                 max_epochs=args.epochs,
                 hidden_layer_sizes=tuple(args.hidden),
                 device="cpu",
-                random_state=seed,
+                random_state=split.training_seed,
                 callbacks=[("gain_truth", truth)],
             )
             fit_start = time.perf_counter()

@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -19,7 +18,10 @@ from sk_reweight.harness._evaluation import (
     compare_to_baseline,
     corrected_ttest,
     cross_validate_methods,
+    holdout,
     markdown_table,
+    stratified_folds,
+    training_seed,
     with_random_state,
 )
 
@@ -68,12 +70,12 @@ def test_cross_validation_pairs_methods_by_seed(breast_cancer):
         "ERM again": ERMClassifier(**shared),
         "scaled RGD": make_pipeline(StandardScaler(), RGDClassifier(**shared)),
     }
-    results = cross_validate_methods(X, y, methods, StratifiedKFold(3), seed=5)
-    assert list(results.columns) == ["fold", "method", "accuracy", "fit_seconds"]
-    assert len(results) == 9
+    results = cross_validate_methods(X, y, methods, 3, seeds=[0, 1])
+    assert list(results.columns) == ["seed", "fold", "method", "accuracy", "fit_seconds"]
+    assert len(results) == 18
     comparisons = compare_methods(results, "ERM", 0.5)
     # The same model with the same seed on each fold: every fold is a tie.
-    assert comparisons["ERM again"].ties == 3
+    assert comparisons["ERM again"].ties == 6
     assert set(comparisons) == {"ERM", "ERM again", "scaled RGD"}
     assert 0.85 < comparisons["scaled RGD"].mean <= 1
 
@@ -140,3 +142,33 @@ def test_compare_methods_pairs_repeated_folds_and_skips_unfinished_ones():
     assert rgd.difference == pytest.approx((0.02 + 0.0 - 0.05) / 3)
     assert rgd.p_corrected == pytest.approx(corrected_ttest([0.02, 0.0, -0.05], 0.5))
     assert comparisons["erm"].mean == pytest.approx(0.8)
+
+
+@given(
+    st.lists(st.integers(0, 2), min_size=12, max_size=60).filter(
+        lambda labels: min(np.bincount(labels, minlength=3)) >= 4
+    ),
+    st.integers(2, 4),
+    st.lists(st.integers(0, 50), min_size=1, max_size=3, unique=True),
+)
+def test_the_folds_partition_the_rows_and_every_fold_has_its_own_seed(labels, n_splits, seeds):
+    y = np.array(labels)
+    folds = list(stratified_folds(y, n_splits, seeds))
+    assert len(folds) == n_splits * len(seeds)
+    for seed in seeds:
+        tests = [fold.test for fold in folds if fold.seed == seed]
+        assert np.array_equal(np.sort(np.concatenate(tests)), np.arange(len(y)))
+        for fold in (fold for fold in folds if fold.seed == seed):
+            assert np.intersect1d(fold.train, fold.test).size == 0
+            assert len(fold.train) + len(fold.test) == len(y)
+    training_seeds = [fold.training_seed for fold in folds]
+    assert len(set(training_seeds)) == len(training_seeds)
+
+
+def test_a_holdout_is_the_first_of_five_folds_and_a_fold_index_is_bounded():
+    y = np.repeat([0, 1], 50)
+    split = holdout(y, 7)
+    assert (split.seed, split.fold, split.training_seed) == (7, 0, 7000)
+    assert len(split.test) == 20
+    with pytest.raises(ValueError, match="fold must be in"):
+        training_seed(0, 1000)

@@ -52,8 +52,8 @@ def test_full_loss_curve_evaluates_every_epoch_outside_training(breast_cancer):
     X, y = breast_cancer
     split = TrainTestSplit(X[:400], y[:400], X[400:], y[400:], "tabular", 2, lambda: None)
     parameters = {"hidden_layer_sizes": (8,), "optimizer": "sgd", "lr": 0.05, "max_epochs": 3}
-    curve, accuracy = fit_curve(split, Budget(), 0, "erm", parameters, full_loss=True)
-    plain, plain_accuracy = fit_curve(split, Budget(), 0, "erm", parameters)
+    curve, accuracy = fit_curve(split, Budget(), "erm", parameters, full_loss=True)
+    plain, plain_accuracy = fit_curve(split, Budget(), "erm", parameters)
     # Copying the weights after every epoch changes nothing in training, nor the final model.
     assert curve["train_loss"].tolist() == plain["train_loss"].tolist()
     assert accuracy == plain_accuracy

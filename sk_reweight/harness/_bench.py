@@ -5,7 +5,8 @@ Protocol
 For every dataset and seed ``s`` in ``0 .. seeds - 1``, the training data are
 split into ``cv`` stratified folds (shuffled with ``random_state=s``). On fold
 ``f`` every method trains on the other folds with ``random_state = 1000 s + f``
-(plain skorch: torch's global generator seeded with it), so methods sharing a
+(the harness's one rule, :func:`~sk_reweight.harness._evaluation.training_seed`;
+plain skorch: torch's global generator seeded with it), so methods sharing a
 network start from the same weights and their scores are paired. Each fold's
 model is scored on the held-out fold (split ``cv``) and, when the dataset has
 an official test split, on it as well (split ``test``): cross-validation runs
@@ -45,12 +46,11 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
 from ._curves import learning_curve
-from ._evaluation import classification_scores
+from ._evaluation import classification_scores, stratified_folds
 from ._methods import (
     BASELINES,
     Budget,
@@ -277,13 +277,6 @@ class BenchSettings:
         )
 
 
-def _fold_plan(data: PreparedDataset, settings: BenchSettings):
-    for seed in range(settings.seeds):
-        splitter = StratifiedKFold(n_splits=settings.cv, shuffle=True, random_state=seed)
-        for fold, (train, held_out) in enumerate(splitter.split(np.zeros(len(data.y)), data.y)):
-            yield seed, fold, train, held_out
-
-
 def _write_report(
     output: Path, settings: BenchSettings, datasets: list[dict], status: str
 ) -> None:
@@ -330,7 +323,7 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
         settings.budget.device,
     )
     record["seeds"] = list(range(settings.seeds))
-    record["training_seed"] = "1000 * seed + fold"
+    record["training_seed"] = "1000 * seed + fold (harness._evaluation.training_seed)"
     record["datasets"] = []
     write_json(output / "config.json", record)
 
@@ -342,11 +335,11 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
             data = prepare_dataset(load_dataset(name, settings.data_home), settings.max_rows)
             record["datasets"].append(data.info)
             write_json(output / "config.json", record)
-            for seed, fold, train, held_out in _fold_plan(data, settings):
-                evaluation = {"cv": (take(data.X, held_out), data.y[held_out])}
+            for split in stratified_folds(data.y, settings.cv, range(settings.seeds)):
+                seed, fold, train = split.seed, split.fold, split.train
+                evaluation = {"cv": (take(data.X, split.test), data.y[split.test])}
                 if data.X_test is not None:
                     evaluation["test"] = (data.X_test, data.y_test)
-                training_seed = 1000 * seed + fold
                 rows, curves = [], []
                 for method in settings.methods:
                     progress.set_postfix_str(f"{name} seed {seed} fold {fold} {method}")
@@ -356,11 +349,11 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
                         data.n_classes,
                         data.preprocessor(),
                         settings.budget,
-                        seed=training_seed,
+                        seed=split.training_seed,
                         tune=settings.tune,
                     )
                     method_rows, curve = fit_and_score(
-                        model, data, train, evaluation, training_seed
+                        model, data, train, evaluation, split.training_seed
                     )
                     key = {"dataset": name, "seed": seed, "fold": fold, "method": method}
                     rows += [{**key, **row} for row in method_rows]

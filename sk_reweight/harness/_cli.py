@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def _positive_int(text: str) -> int:
@@ -22,6 +24,17 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def _parameter(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE``, VALUE read as a Python literal (number, tuple, None) or else a string."""
+    name, separator, value = text.partition("=")
+    if not separator or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def _default_output(command: str) -> Path:
@@ -133,6 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "step", "cosine"],
         help="learning-rate schedule of both runs (default step)",
     )
+    speed.add_argument(
+        "--full-loss",
+        action="store_true",
+        help="compare the mean cross-entropy over the whole training set after every epoch "
+        "(measured outside the timed epochs) instead of the epoch's minibatch losses",
+    )
+    speed.add_argument(
+        "--flatten",
+        action="store_true",
+        help="image datasets: train an MLP on the flattened, standardised pixels instead of "
+        "the default CNN",
+    )
+    speed.add_argument(
+        "--param",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further parameter of the method's classifier, e.g. refresh_interval=1 or "
+        "solver=cvxpy (repeatable; VALUE is read as a Python literal, else as a string)",
+    )
     _add_common(speed)
     return parser
 
@@ -158,6 +192,13 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     else:
         _check_names(parser, "dataset", [args.dataset], known_datasets)
         _check_names(parser, "method", [args.method], list(SPEED_METHODS))
+        known_parameters = sorted(SPEED_METHODS[args.method]().get_params())
+        _check_names(
+            parser,
+            f"{args.method} parameter(s)",
+            [name for name, _ in args.param],
+            known_parameters,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,5 +270,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         seeds=args.seeds,
         max_rows=args.max_rows,
         data_home=args.data_home,
+        full_loss=args.full_loss,
+        flatten=args.flatten,
+        method_parameters=dict(args.param),
     )
     return run_speed(speed, output, argv)

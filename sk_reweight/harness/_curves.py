@@ -12,7 +12,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 
-CURVE_COLUMNS = ["epoch", "epochs_equivalent", "train_loss", "seconds"]
+CURVE_COLUMNS = [
+    "epoch",
+    "epochs_equivalent",
+    "train_loss",
+    "seconds",
+    "solve_seconds",
+    "gain_ratio",
+]
 
 
 def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFrame:
@@ -31,8 +38,11 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
     curve : DataFrame
         Columns ``epoch`` (1-based), ``epochs_equivalent`` (RAIS's effective
         progress; the epoch for uniform sampling), ``train_loss`` and
-        ``seconds`` (cumulative training time at the end of the epoch). Empty
-        for a classifier without a loss curve (gradient boosting).
+        ``seconds`` (cumulative training time at the end of the epoch),
+        ``solve_seconds`` (RAIS's time in (PT) solves during the epoch; 0 for
+        the others) and ``gain_ratio`` (RAIS's learning-rate factor, the
+        epoch's mean; 1 for the others). Empty for a classifier without a loss
+        curve (gradient boosting).
     """
     # The package's classifiers expose ``history_``; a plain skorch net, ``history``.
     history = getattr(classifier, "history_", getattr(classifier, "history", None))
@@ -45,6 +55,8 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
                 ],
                 "train_loss": [record["train_loss"] for record in history],
                 "seconds": np.cumsum([record["dur"] for record in history]),
+                "solve_seconds": [record.get("solve_seconds", 0.0) for record in history],
+                "gain_ratio": [record.get("gain_ratio", 1.0) for record in history],
             }
         )
     losses = getattr(classifier, "loss_curve_", None)
@@ -57,6 +69,8 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
             "epochs_equivalent": epoch,
             "train_loss": losses,
             "seconds": fit_seconds * epoch / len(losses),
+            "solve_seconds": 0.0,
+            "gain_ratio": 1.0,
         }
     )
 

@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification
-from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -36,7 +35,9 @@ from ._speed import (
     SpeedSettings,
     TrainTestSplit,
     fit_curve,
+    flushed_denormals,
     race_against_uniform_sgd,
+    race_results,
     speed_summary,
 )
 
@@ -61,11 +62,12 @@ def run_rgd_demo(n_splits: int = 5, n_repeats: int = 2, max_epochs: int = 50) ->
         One row per dataset and method: accuracy, paired difference to ERM,
         wins/ties/losses over folds, corrected p-value, median fit time.
     """
-    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=0)
     rows = []
     for dataset, load in DATASETS.items():
         X, y = load(return_X_y=True)
-        results = cross_validate_methods(X, y, demo_methods(max_epochs), cv)
+        results = cross_validate_methods(
+            X, y, demo_methods(max_epochs), n_splits, range(n_repeats)
+        )
         # The median ignores the first fit of the process, which imports torch._dynamo (~1 s).
         fit_seconds = results.groupby("method")["fit_seconds"].median()
         for method, c in compare_methods(results, "ERM", 1 / (n_splits - 1)).items():
@@ -85,7 +87,8 @@ def run_rgd_demo(n_splits: int = 5, n_repeats: int = 2, max_epochs: int = 50) ->
     print(
         f"ERM vs RGD (tau={RGDClassifier().tau:g}): MLP (100,), Adam lr=1e-3, {max_epochs} "
         f"epochs; {n_repeats} x {n_splits}-fold stratified CV, both methods with the same seed "
-        "on each fold; p: Nadeau-Bengio corrected paired t-test over folds.\n"
+        "on each fold (1000 x repetition + fold);\np: Nadeau-Bengio corrected paired t-test "
+        "over folds.\n"
     )
     print(markdown_table(table))
     return table
@@ -126,7 +129,7 @@ class RaisDemo:
         )
 
     def split(self) -> TrainTestSplit:
-        """The generated data, split 80 / 20 (stratified), standardised inside every run."""
+        """The generated data, split 80 / 20 by ``seed``, standardised inside every run."""
         X, y = make_classification(
             n_samples=self.n_samples,
             n_features=self.n_features,
@@ -136,12 +139,7 @@ class RaisDemo:
             flip_y=self.label_noise,
             random_state=self.seed,
         )
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.2, random_state=self.seed, stratify=y
-        )
-        return TrainTestSplit(
-            X_train, y_train, X_test, y_test, "tabular", self.n_classes, StandardScaler
-        )
+        return TrainTestSplit.holdout(X, y, self.seed, "tabular", self.n_classes, StandardScaler)
 
 
 RAIS_DEMO = RaisDemo()
@@ -157,12 +155,11 @@ def single_thread_timing() -> Iterator[None]:
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
     try:
-        yield
+        with flushed_denormals():
+            yield
     finally:
         torch.set_num_threads(threads)
-        torch.set_flush_denormal(False)
 
 
 def _relative(value: float, reference: float, digits: int) -> str:
@@ -178,28 +175,26 @@ def race_table(runs: dict[str, Run], compressed_label: str) -> pd.DataFrame:
     The target is uniform SGD's final full training loss; the ratios in the
     "to target" columns are against uniform SGD's own epochs and seconds to it.
     """
-    baseline = runs[BASELINE_NAME][0]
-    reference = speed_summary(baseline, baseline, FULL_LOSS)
-    rows = []
-    for name, (curve, accuracy) in runs.items():
-        summary = speed_summary(baseline, curve, FULL_LOSS)
-        rows.append(
-            {
-                "method": compressed_label if name == COMPRESSED_NAME else name,
-                "epochs run": len(curve),
-                "epochs equivalent": f"{curve['epochs_equivalent'].iloc[-1]:.2f}",
-                "train s": f"{curve['seconds'].iloc[-1]:.2f}",
-                "full train loss": f"{summary['final_loss']:.4f}",
-                "test accuracy": f"{accuracy:.4f}",
-                "epochs to target": _relative(
-                    summary["epochs_to_target"], reference["epochs_to_target"], 1
-                ),
-                "s to target": _relative(
-                    summary["seconds_to_target"], reference["seconds_to_target"], 2
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+    results = race_results(runs, FULL_LOSS)
+    reference = results.iloc[0]
+    return pd.DataFrame(
+        {
+            "method": results["method"].replace(COMPRESSED_NAME, compressed_label),
+            "epochs run": results["epochs_run"],
+            "epochs equivalent": results["epochs_equivalent"].map("{:.2f}".format),
+            "train s": results["seconds"].map("{:.2f}".format),
+            "full train loss": results["final_loss"].map("{:.4f}".format),
+            "test accuracy": results["test_accuracy"].map("{:.4f}".format),
+            "epochs to target": [
+                _relative(value, reference["epochs_to_target"], 1)
+                for value in results["epochs_to_target"]
+            ],
+            "s to target": [
+                _relative(value, reference["seconds_to_target"], 2)
+                for value in results["seconds_to_target"]
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -332,7 +327,7 @@ def run_rais_demo(settings: RaisDemo = RAIS_DEMO) -> pd.DataFrame:
     split = settings.split()
     speed = settings.speed_settings()
     parameters = speed.training_parameters("sgd")
-    fit = partial(fit_curve, split, speed.budget, settings.seed, full_loss=True)
+    fit = partial(fit_curve, split, speed.budget, full_loss=True)
     with single_thread_timing():
         runs = race_against_uniform_sgd(fit, "rais", RAIS_LABEL, parameters, parameters)
     epochs = len(runs[RAIS_LABEL][0])

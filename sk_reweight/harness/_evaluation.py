@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
-from sklearn.model_selection import BaseCrossValidator
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 METRICS = ("accuracy", "balanced_accuracy", "log_loss", "macro_f1")
@@ -26,36 +27,106 @@ def with_random_state(model: BaseEstimator, seed: int) -> BaseEstimator:
     return model.set_params(random_state=seed)
 
 
+SPLITS_PER_HOLDOUT = 5
+"""A held-out split is the first fold of a 5-fold split: 80 % training, 20 % test."""
+
+
+def training_seed(seed: int, fold: int) -> int:
+    """``random_state`` of every run trained on fold ``fold`` of repetition ``seed``.
+
+    The harness's one seeding rule (``bench``, ``speed``, the demo and the
+    scripts in ``benchmarks/``): repetition ``s`` shuffles its stratified folds
+    with ``random_state=s`` (:func:`stratified_folds`), and every method trained
+    on fold ``f`` of it gets ``random_state = 1000 s + f``. Methods on one fold
+    thus start from the same weights and see the same minibatch order, so their
+    differences are paired, and no two folds share a seed (up to 1000 folds).
+
+    Examples
+    --------
+    >>> training_seed(0, 3), training_seed(2, 0)
+    (3, 2000)
+    """
+    if not 0 <= fold < 1000:
+        raise ValueError(f"fold must be in [0, 1000), got {fold}")
+    return 1000 * seed + fold
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training / test split of :func:`stratified_folds`.
+
+    Attributes
+    ----------
+    seed : int
+        The repetition, which shuffled the split.
+    fold : int
+        The fold's index in its repetition.
+    train, test : ndarray of int
+        Row indices.
+    """
+
+    seed: int
+    fold: int
+    train: NDArray[np.intp]
+    test: NDArray[np.intp]
+
+    @property
+    def training_seed(self) -> int:
+        """:func:`training_seed` of this fold."""
+        return training_seed(self.seed, self.fold)
+
+
+def stratified_folds(y: ArrayLike, n_splits: int, seeds: Iterable[int]) -> Iterator[Fold]:
+    """Stratified ``n_splits``-fold cross-validation, once per seed, shuffled by that seed."""
+    y = np.asarray(y)
+    for seed in seeds:
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
+            yield Fold(seed, fold, train, test)
+
+
+def holdout(y: ArrayLike, seed: int) -> Fold:
+    """The held-out split of repetition ``seed``: fold 0 of :func:`stratified_folds` (80 / 20)."""
+    return next(stratified_folds(y, SPLITS_PER_HOLDOUT, [seed]))
+
+
 def cross_validate_methods(
     X: ArrayLike,
     y: ArrayLike,
     methods: dict[str, BaseEstimator],
-    cv: BaseCrossValidator,
-    seed: int = 0,
+    n_splits: int,
+    seeds: Iterable[int] = (0,),
 ) -> pd.DataFrame:
     """Test accuracy and fit time of every method on the same folds.
 
-    On fold ``i`` every method trains with ``random_state = seed + i``, so that
-    methods sharing a network start from the same weights and see the same
-    minibatch order: their differences are paired.
+    The folds are :func:`stratified_folds`; on each, every method trains with
+    the fold's :func:`training_seed`, so that methods sharing a network start
+    from the same weights and see the same minibatch order: their differences
+    are paired.
 
     Returns
     -------
     results : DataFrame
-        One row per fold and method: ``fold``, ``method``, ``accuracy``,
-        ``fit_seconds``.
+        One row per fold and method: ``seed``, ``fold``, ``method``,
+        ``accuracy``, ``fit_seconds``.
     """
     X, y = np.asarray(X), np.asarray(y)
     rows = []
-    for fold, (train, test) in enumerate(cv.split(X, y)):
+    for split in stratified_folds(y, n_splits, seeds):
         for name, method in methods.items():
-            model = with_random_state(method, seed + fold)
+            model = with_random_state(method, split.training_seed)
             start = time.perf_counter()
-            model.fit(X[train], y[train])
+            model.fit(X[split.train], y[split.train])
             fit_seconds = time.perf_counter() - start
-            accuracy = model.score(X[test], y[test])
+            accuracy = model.score(X[split.test], y[split.test])
             rows.append(
-                {"fold": fold, "method": name, "accuracy": accuracy, "fit_seconds": fit_seconds}
+                {
+                    "seed": split.seed,
+                    "fold": split.fold,
+                    "method": name,
+                    "accuracy": accuracy,
+                    "fit_seconds": fit_seconds,
+                }
             )
     return pd.DataFrame(rows)
 
@@ -161,15 +232,15 @@ def compare_methods(
     baseline: str,
     test_over_train: float,
     metric: str = "accuracy",
-    fold_columns: str | list[str] = "fold",
+    fold_columns: Sequence[str] = ("seed", "fold"),
 ) -> dict[str, Comparison]:
     """:func:`compare_to_baseline` for every method of :func:`cross_validate_methods`'s results.
 
-    Folds are identified by ``fold_columns`` (e.g. ``["seed", "fold"]`` for
-    repeated cross-validation); only folds that every method finished count.
+    Folds are identified by ``fold_columns`` (a repetition's seed and the fold
+    in it); only folds that every method finished count.
     """
     scores = results.pivot_table(
-        index=fold_columns, columns="method", values=metric, aggfunc="first"
+        index=list(fold_columns), columns="method", values=metric, aggfunc="first"
     ).dropna()
     reference = scores[baseline].to_numpy()
     return {

@@ -59,22 +59,25 @@ def plot_scores(results: pd.DataFrame, path: Path, metric: str = "accuracy") -> 
     figure.savefig(path, dpi=100)
 
 
-def plot_learning_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
+def plot_learning_curves(
+    curves: pd.DataFrame, path: Path, title: str, loss: str = "train_loss"
+) -> None:
     """Training loss against epochs, epochs equivalent and seconds, one line per method.
 
     Each line is the mean over folds (or seeds) at each epoch; the x positions
-    of the latter two axes are averaged the same way.
+    of the latter two axes are averaged the same way. ``loss`` is the curves'
+    column plotted (``'train_loss'`` or the full training loss).
     """
     figure = Figure(figsize=(13, 4))
     axes = figure.subplots(1, len(CURVE_AXES))
     for method, frame in curves.groupby("method", sort=False):
-        mean = frame.groupby("epoch")[["epochs_equivalent", "seconds", "train_loss"]].mean()
+        mean = frame.groupby("epoch")[["epochs_equivalent", "seconds", loss]].mean()
         mean = mean.reset_index()
         for ax, column in zip(axes, CURVE_AXES, strict=True):
-            ax.plot(mean[column], mean["train_loss"], label=method)
+            ax.plot(mean[column], mean[loss], label=method)
     for ax, label in zip(axes, CURVE_AXES.values(), strict=True):
         ax.set_xlabel(label)
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss" if loss == "train_loss" else loss.replace("_", " "))
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")

@@ -2,45 +2,54 @@
 
 The baseline is :class:`~sk_reweight.ERMClassifier` with SGD (momentum 0.9):
 uniform minibatches, the same network, batch size, learning rate, schedule,
-epochs and seeds as the method. For each seed both train on the same 80 % of
-the (capped) data and are scored on the other 20 %. The comparison follows the
-RAIS paper (Johnson & Guestrin, 2018): training loss against epochs, epochs
-equivalent and wall-clock; the wall-clock time the method needs to reach the
-baseline's *final* training loss (linearly interpolated between epochs), the
-resulting speed-up, and the per-epoch overhead (median epoch duration over the
-baseline's). ``history_`` training losses are the plain mean cross-entropy of
-the epoch's minibatches for every method (never the reweighted objective).
+epochs and seeds as the method. For seed ``s`` both train on the same 80 % of
+the (capped) data, the :func:`~sk_reweight.harness._evaluation.holdout` split of
+repetition ``s``, with ``random_state = 1000 s`` (the harness's one seeding rule),
+and are scored on the other 20 %. A third run, uniform SGD given only as many
+epochs as the method ran with its schedule compressed to them, is the
+budgeted-training baseline.
 
-The same race, on arrays, can also measure the *full* training loss after
-every epoch (``full_loss=True``, used by ``sk-reweight demo``): the weights
-are copied at the end of each epoch, after its timer stopped, and evaluated
-on the whole training set once training is over, so that the measurement
-costs the timed epochs nothing.
+The comparison follows the RAIS paper (Johnson & Guestrin, 2018): training
+loss against epochs, epochs equivalent and wall-clock; the epochs and
+wall-clock the method needs to reach the baseline's *final* training loss
+(linearly interpolated between epochs), the resulting speed-up, and the
+per-epoch overhead (median epoch duration over the baseline's, with and
+without the first epoch). The training loss compared is either ``history_``'s
+(the plain mean cross-entropy of the epoch's minibatches for every method,
+never the reweighted objective; under importance sampling these minibatches
+lean towards hard examples) or, with ``full_loss``, the mean cross-entropy over
+the whole training set after every epoch: the weights are copied at the end of
+each epoch, after its timer stopped, and evaluated once training is over, so
+that the measurement costs the timed epochs nothing.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
+
 from ._bench import INTERRUPTED, PreparedDataset, load_dataset, prepare_dataset, take
 from ._curves import learning_curve, time_to_target
-from ._evaluation import markdown_table
-from ._methods import Budget, make_model
+from ._evaluation import holdout, markdown_table
+from ._methods import Budget, flatten_images, make_model
 from ._plots import plot_learning_curves
 from ._provenance import run_record, write_json
 
@@ -49,7 +58,7 @@ COMPRESSED_NAME = "uniform SGD, method's epochs"
 """Uniform SGD given only as many epochs as the method ran, its schedule compressed to them."""
 FULL_LOSS = "full_train_loss"
 """Curve column of the mean cross-entropy over the whole training set after each epoch."""
-SPEED_METHODS = ("rais", "rgd", "erm")
+SPEED_METHODS = {"rais": RAISClassifier, "rgd": RGDClassifier, "erm": ERMClassifier}
 """Methods ``speed`` can compare with uniform SGD: the package's own classifiers."""
 
 
@@ -59,7 +68,14 @@ SPEED_BUDGET = Budget(lr=0.05, batch_size=128, max_epochs=20)
 
 @dataclass(frozen=True)
 class SpeedSettings:
-    """Everything ``sk-reweight speed`` was asked to do."""
+    """Everything ``sk-reweight speed`` was asked to do.
+
+    ``full_loss`` compares the full training loss (:data:`FULL_LOSS`) instead of
+    the minibatch losses; ``flatten`` trains an MLP on the flattened,
+    standardised pixels of an image dataset instead of the default CNN;
+    ``method_parameters`` are further parameters of the method's classifier
+    (e.g. RAIS's ``refresh_interval``), validated by the classifier at ``fit``.
+    """
 
     dataset: str
     method: str = "rais"
@@ -69,6 +85,14 @@ class SpeedSettings:
     seeds: int = 1
     max_rows: int | None = None
     data_home: str | None = None
+    full_loss: bool = False
+    flatten: bool = False
+    method_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> str:
+        """The curves' column compared: :data:`FULL_LOSS` or ``'train_loss'``."""
+        return FULL_LOSS if self.full_loss else "train_loss"
 
     def training_parameters(self, optimizer: str) -> dict:
         """Parameters of one run: the budget, SGD momentum 0.9, the schedule, ``optimizer``."""
@@ -109,6 +133,8 @@ def speed_summary(
     target = float(baseline[loss].iloc[-1])
     seconds = time_to_target(method["seconds"], method[loss], target)
     baseline_seconds = float(baseline["seconds"].iloc[-1])
+    method_epochs = np.diff(method["seconds"], prepend=0.0)
+    baseline_epochs = np.diff(baseline["seconds"], prepend=0.0)
     return {
         "target_loss": target,
         "final_loss": float(method[loss].iloc[-1]),
@@ -116,9 +142,11 @@ def speed_summary(
         "epochs_to_target": time_to_target(method["epoch"], method[loss], target),
         "baseline_seconds": baseline_seconds,
         "speedup": baseline_seconds / seconds,
-        "overhead": float(
-            np.median(np.diff(method["seconds"], prepend=0.0))
-            / np.median(np.diff(baseline["seconds"], prepend=0.0))
+        "overhead": float(np.median(method_epochs) / np.median(baseline_epochs)),
+        "overhead_after_first": float(
+            np.median(method_epochs[1:]) / np.median(baseline_epochs[1:])
+            if len(method_epochs) > 1 and len(baseline_epochs) > 1
+            else np.nan
         ),
     }
 
@@ -138,6 +166,8 @@ class TrainTestSplit:
     make_preprocessor : callable
         Returns a fresh, unfitted preprocessor (or None), fitted inside each
         run's pipeline on the training rows.
+    training_seed : int
+        ``random_state`` of every run on this split.
     """
 
     X_train: Any
@@ -147,21 +177,44 @@ class TrainTestSplit:
     kind: str
     n_classes: int
     make_preprocessor: Callable[[], BaseEstimator | None]
+    training_seed: int = 0
 
     @classmethod
-    def of_dataset(cls, data: PreparedDataset, seed: int) -> TrainTestSplit:
-        """A stratified 80 / 20 split of a prepared dataset, shuffled by ``seed``."""
-        train, test = train_test_split(
-            np.arange(len(data.y)), test_size=0.2, random_state=seed, stratify=data.y
-        )
+    def holdout(
+        cls,
+        X: Any,
+        y: NDArray[np.int64],
+        seed: int,
+        kind: str,
+        n_classes: int,
+        make_preprocessor: Callable[[], BaseEstimator | None],
+    ) -> TrainTestSplit:
+        """The :func:`~sk_reweight.harness._evaluation.holdout` split of repetition ``seed``."""
+        split = holdout(y, seed)
         return cls(
-            take(data.X, train),
-            data.y[train],
-            take(data.X, test),
-            data.y[test],
-            data.info["kind"],
-            data.n_classes,
-            data.preprocessor,
+            take(X, split.train),
+            y[split.train],
+            take(X, split.test),
+            y[split.test],
+            kind,
+            n_classes,
+            make_preprocessor,
+            split.training_seed,
+        )
+
+    @classmethod
+    def of_dataset(cls, data: PreparedDataset, seed: int, flatten: bool = False) -> TrainTestSplit:
+        """:meth:`holdout` of a prepared dataset.
+
+        With ``flatten``, an image dataset becomes a tabular one: its pixels
+        flattened and standardised (for an MLP instead of the default CNN).
+        Tabular datasets are unaffected.
+        """
+        if flatten and data.info["kind"] == "image":
+            X = flatten_images(data.X)
+            return cls.holdout(X, data.y, seed, "tabular", data.n_classes, StandardScaler)
+        return cls.holdout(
+            data.X, data.y, seed, data.info["kind"], data.n_classes, data.preprocessor
         )
 
 
@@ -228,18 +281,24 @@ Run = tuple[pd.DataFrame, float]
 def fit_curve(
     split: TrainTestSplit,
     budget: Budget,
-    seed: int,
     method: str,
     parameters: dict,
     full_loss: bool = False,
 ) -> Run:
     """Fit one run on the training rows of ``split``: its learning curve and test accuracy.
 
-    With ``full_loss``, the curve gets the column :data:`FULL_LOSS`, measured
+    The classifier's ``random_state`` is the split's ``training_seed``. With
+    ``full_loss``, the curve gets the column :data:`FULL_LOSS`, measured
     outside the timed epochs (:func:`full_loss_curve`).
     """
     model = make_model(
-        method, split.kind, split.n_classes, split.make_preprocessor(), budget, seed, tune=False
+        method,
+        split.kind,
+        split.n_classes,
+        split.make_preprocessor(),
+        budget,
+        split.training_seed,
+        tune=False,
     )
     model[-1].set_params(**parameters)
     if full_loss:
@@ -294,6 +353,106 @@ def race_summary(runs: dict[str, Run], label: str, loss: str = "train_loss") -> 
     }
 
 
+def race_results(runs: dict[str, Run], loss: str = "train_loss") -> pd.DataFrame:
+    """Every run of a race measured against uniform SGD: one row per run.
+
+    Parameters
+    ----------
+    runs : dict
+        :func:`race_against_uniform_sgd`'s runs.
+    loss : str, default='train_loss'
+        The curves' column compared (see :func:`speed_summary`).
+
+    Returns
+    -------
+    results : DataFrame
+        Columns ``method``, ``epochs_run``, ``epochs_equivalent`` (at the
+        end), ``seconds`` (sum of the epochs' durations), ``test_accuracy``,
+        ``solve_seconds`` (total), ``mean_gain_ratio`` (over epochs) and the
+        :func:`speed_summary` of the run against uniform SGD (whose own row
+        has speed-up and overhead 1 when it reaches its final loss only at the
+        end).
+    """
+    baseline = runs[BASELINE_NAME][0]
+    rows = []
+    for name, (curve, accuracy) in runs.items():
+        rows.append(
+            {
+                "method": name,
+                "epochs_run": len(curve),
+                "epochs_equivalent": float(curve["epochs_equivalent"].iloc[-1]),
+                "seconds": float(curve["seconds"].iloc[-1]),
+                "test_accuracy": float(accuracy),
+                "solve_seconds": float(curve["solve_seconds"].sum()),
+                "mean_gain_ratio": float(curve["gain_ratio"].mean()),
+                **speed_summary(baseline, curve, loss),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _median_ratio(values: pd.Series, references: pd.Series) -> str:
+    """Median over seeds of ``values / references``, and how many seeds never got there."""
+    ratios = (values / references).to_numpy()
+    never = int(np.isnan(ratios).sum())
+    if never > len(ratios) / 2:
+        return f"never ({never}/{len(ratios)})"
+    finite = ratios[np.isfinite(ratios)]
+    text = f"{np.median(finite):.2f}x"
+    return f"{text} ({never}/{len(ratios)} never)" if never else text
+
+
+def method_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Medians over seeds of :func:`race_results`, one formatted row per method.
+
+    ``epochs-to-target`` and ``time-to-target`` are the run's epochs and
+    seconds to uniform SGD's final loss over uniform SGD's total epochs and
+    seconds, medians over the seeds that reached it (with the count of those
+    that never did; "never" when most did not).
+    """
+    rows = []
+    for method, runs in results.groupby("method", sort=False):
+        baseline = results[results["method"] == BASELINE_NAME].set_index("seed")
+        runs = runs.set_index("seed")
+        rows.append(
+            {
+                "method": method,
+                "final loss": f"{runs['final_loss'].median():.4f}",
+                "test acc": f"{100 * runs['test_accuracy'].median():.2f}",
+                "epochs run": f"{runs['epochs_run'].median():g}",
+                "epochs equiv.": f"{runs['epochs_equivalent'].median():.2f}",
+                "mean gain ratio": f"{runs['mean_gain_ratio'].median():.3f}",
+                "PT seconds": f"{runs['solve_seconds'].median():.1f}",
+                "seconds": f"{runs['seconds'].median():.1f}",
+                "overhead/epoch (all, after 1st)": (
+                    f"{runs['overhead'].median():.2f}x, "
+                    f"{runs['overhead_after_first'].median():.2f}x"
+                ),
+                "epochs-to-target": _median_ratio(
+                    runs["epochs_to_target"], baseline["epochs_run"]
+                ),
+                "time-to-target": _median_ratio(runs["seconds_to_target"], baseline["seconds"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU while timing, then turn flushing off again.
+
+    A network trained to near-zero loss slows down 2-4x on x86 as its
+    gradients become denormal (``docs/benchmarks.md``); both runs of a race
+    get the same arithmetic. Off is torch's default (torch cannot report the
+    previous setting).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -> int:
     """Train the method and uniform SGD for every seed; write CSV, Markdown, PNG to ``output``.
 
@@ -310,38 +469,43 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
     record = run_record(list(argv), {**asdict(settings), "output": str(output)}, budget.device)
     data = prepare_dataset(load_dataset(settings.dataset, settings.data_home), settings.max_rows)
     record["dataset"] = data.info
+    record["training_seed"] = "1000 * seed (harness._evaluation.training_seed, fold 0)"
     write_json(output / "config.json", record)
 
-    curves, summaries = [], []
+    curves, results = [], []
     label = f"{settings.method} ({settings.optimizer})"
     progress = tqdm(total=3 * settings.seeds, desc="speed", unit="fit")
 
-    def fit_and_count(split: TrainTestSplit, seed: int, method: str, parameters: dict) -> Run:
-        run = fit_curve(split, budget, seed, method, parameters)
+    def fit_and_count(split: TrainTestSplit, method: str, parameters: dict) -> Run:
+        run = fit_curve(split, budget, method, parameters, settings.full_loss)
         progress.update()
         return run
 
     try:
-        for seed in range(settings.seeds):
-            split = TrainTestSplit.of_dataset(data, seed)
-            runs = race_against_uniform_sgd(
-                partial(fit_and_count, split, seed),
-                settings.method,
-                label,
-                settings.training_parameters(settings.optimizer),
-                settings.training_parameters("sgd"),
-            )
-            for name, (curve, accuracy) in runs.items():
-                curves.append(curve.assign(method=name, seed=seed, test_accuracy=accuracy))
-            summaries.append({"seed": seed, **race_summary(runs, label)})
+        with flushed_denormals():
+            for seed in range(settings.seeds):
+                split = TrainTestSplit.of_dataset(data, seed, settings.flatten)
+                runs = race_against_uniform_sgd(
+                    partial(fit_and_count, split),
+                    settings.method,
+                    label,
+                    {
+                        **settings.training_parameters(settings.optimizer),
+                        **settings.method_parameters,
+                    },
+                    settings.training_parameters("sgd"),
+                )
+                for name, (curve, accuracy) in runs.items():
+                    curves.append(curve.assign(method=name, seed=seed, test_accuracy=accuracy))
+                results.append(race_results(runs, settings.loss).assign(seed=seed))
     except KeyboardInterrupt:
         progress.close()
-        status = f"interrupted after {len(summaries)} of {settings.seeds} seeds"
-        _finish_speed(output, settings, data, record, label, curves, summaries, status)
-        print(f"\nInterrupted: kept {len(summaries)} finished seed(s) in {output}")
+        status = f"interrupted after {len(results)} of {settings.seeds} seeds"
+        _finish_speed(output, settings, data, record, label, curves, results, status)
+        print(f"\nInterrupted: kept {len(results)} finished seed(s) in {output}")
         return INTERRUPTED
     progress.close()
-    print(_finish_speed(output, settings, data, record, label, curves, summaries, "complete"))
+    print(_finish_speed(output, settings, data, record, label, curves, results, "complete"))
     return 0
 
 
@@ -352,38 +516,68 @@ def _finish_speed(
     record: dict,
     label: str,
     curves: list[pd.DataFrame],
-    summaries: list[dict],
+    results: list[pd.DataFrame],
     status: str,
 ) -> str:
     """Write the CSV files, plot and ``summary.md`` of the finished seeds; return the summary."""
     budget = settings.budget
+    network = (
+        f"MLP {list(budget.hidden_layer_sizes)} on flattened, standardised pixels"
+        if settings.flatten and data.info["kind"] == "image"
+        else f"hidden layers {list(budget.hidden_layer_sizes)}"
+    )
+    loss = (
+        "full training loss (whole training set, after every epoch)"
+        if settings.full_loss
+        else "training loss (mean over the epoch's minibatches)"
+    )
     parts = [
         f"# Speed: {label} vs {BASELINE_NAME} on {settings.dataset}",
         f"{budget.max_epochs} epochs, lr {budget.lr:g}, schedule {settings.lr_schedule}, "
-        f"batch {budget.batch_size}, hidden layers {list(budget.hidden_layer_sizes)}, "
-        f"{settings.seeds} seed(s), {data.info['n_rows']} rows (80 % train / 20 % test "
-        f"per seed), device {budget.device}. Target: the baseline's final training loss. "
-        f"`compressed_final_loss`: {COMPRESSED_NAME} (the budgeted-training baseline).",
+        f"batch {budget.batch_size}, {network}, {settings.seeds} seed(s), "
+        f"{data.info['n_rows']} rows (80 % train / 20 % test per seed), device "
+        f"{budget.device}, {torch.get_num_threads()} torch thread(s)"
+        + (
+            f", method parameters {settings.method_parameters}"
+            if settings.method_parameters
+            else ""
+        )
+        + f". Compared: the {loss}; target: {BASELINE_NAME}'s final value. "
+        f"{COMPRESSED_NAME}: the budgeted-training baseline. Medians over seeds; "
+        "epochs-to-target and time-to-target are over uniform SGD's total epochs and seconds.",
         f"Status: {status}.",
     ]
-    if summaries:
+    if results:
         curves_frame = pd.concat(curves, ignore_index=True)
         curves_frame.to_csv(output / "curves.csv", index=False)
-        speed = pd.DataFrame(summaries)
+        speed = pd.concat(results, ignore_index=True)
+        speed = speed[["seed", *speed.columns.drop("seed")]]
         speed.to_csv(output / "speed.csv", index=False)
         plot_learning_curves(
             curves_frame,
             output / "speed.png",
             f"{settings.dataset}: {label} vs {BASELINE_NAME}",
+            settings.loss,
         )
-        accuracy = curves_frame.groupby("method", sort=False)["test_accuracy"].mean()
+        method = speed[speed["method"] == label]
         parts += [
-            markdown_table(speed.round(4)),
-            "Median over seeds: speed-up "
-            f"{speed['speedup'].median():.3f}, per-epoch overhead "
-            f"{speed['overhead'].median():.3f}. Test accuracy: "
-            + ", ".join(f"{name} {value:.4f}" for name, value in accuracy.items())
-            + ".",
+            markdown_table(method_table(speed)),
+            f"{label} per seed:",
+            markdown_table(
+                method[
+                    [
+                        "seed",
+                        "final_loss",
+                        "target_loss",
+                        "epochs_to_target",
+                        "seconds_to_target",
+                        "baseline_seconds",
+                        "speedup",
+                        "overhead",
+                        "overhead_after_first",
+                    ]
+                ].round(4)
+            ),
         ]
     report = "\n\n".join(parts)
     (output / "summary.md").write_text(report + "\n")

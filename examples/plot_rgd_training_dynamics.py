@@ -6,7 +6,7 @@ Trains ERM and RGD on scikit-learn's digits (8x8 images, with the default
 small CNN), with the same seed, and plots per epoch the training loss of both
 and RGD's weight statistics from ``history_``: as the network learns, most
 examples become easy and their weights fall towards 1, while the hardest
-examples keep the cap ``exp(tau / (tau + 1))``. About 30 s on 2 CPU cores.
+examples keep the cap ``exp(tau / (tau + 1))``.
 """
 
 # %%
@@ -32,6 +32,18 @@ rgd = RGDClassifier(tau=tau, verbose=1, **shared).fit(X_train, y_train)
 print(f"test accuracy: ERM {erm.score(X_test, y_test):.4f}, RGD {rgd.score(X_test, y_test):.4f}")
 
 # %%
+# Reading ``history_``
+# --------------------
+# ``verbose=1`` printed the table above during training. ``history_`` is a
+# :class:`skorch.History`, a list of one dict per epoch that can be sliced by
+# epoch and key: the keys of the last epoch, then three columns of the last
+# three epochs.
+print(sorted(rgd.history_[-1]))
+rgd.history_[-3:, ("epoch", "train_loss", "rgd_weight_mean")]
+
+# %%
+# RGD's weights over training
+# ---------------------------
 epochs = range(1, rgd.n_iter_ + 1)
 fig, (loss_axis, weight_axis) = plt.subplots(1, 2, figsize=(10, 4))
 loss_axis.plot(epochs, erm.loss_curve_, label="ERM")

@@ -13,6 +13,7 @@ without their output. CI sets it to the fast ones.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 import sk_reweight
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS))  # gallery_order
 
 project = "sk_reweight"
 author = "the sk_reweight developers"
@@ -93,7 +95,7 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
     # The timing tables load DataTables from a CDN; each example page states its own time.
     "write_computation_times": False,
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.ReadingOrder",
     "doc_module": ("sk_reweight",),
     "reference_url": {"sk_reweight": None},
     "backreferences_dir": "generated/backreferences",

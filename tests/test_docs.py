@@ -6,6 +6,7 @@ errors, every gallery example executed.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -46,6 +47,15 @@ def test_every_user_guide_page_is_in_its_toctree():
     listed = set(re.findall(r"^   (\w+)$", index, flags=re.MULTILINE))
     pages = {path.stem for path in (DOCS / "user_guide").glob("*.rst")} - {"index"}
     assert listed == pages
+
+
+def test_gallery_reading_order_lists_every_example_once():
+    spec = importlib.util.spec_from_file_location("gallery_order", DOCS / "gallery_order.py")
+    gallery_order = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery_order)
+    examples = sorted(path.name for path in (ROOT / "examples").glob("plot_*.py"))
+    assert sorted(gallery_order.READING_ORDER) == examples
+    assert len(set(gallery_order.READING_ORDER)) == len(examples)
 
 
 def test_gallery_examples_are_scripts_with_a_title():

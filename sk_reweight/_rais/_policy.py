@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,6 +186,18 @@ class RAISPolicy(ImportanceSamplingPolicy):
         # Histories, scores and (PT) records are not part of the fitted model.
         self.records = self.norm_history = self._projections = None
         self._table = self._bounds = self._drawn_bounds = None
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue the progress, the schedule and the random stream; start the rest over.
+
+        The norm histories, (PT) records, uncertainty set and gain estimate
+        are not checkpointed: a resumed fit rebuilds them as a fit does at its
+        start, with one uniform epoch and :math:`|D|` more uniform draws before
+        its first (PT) solve, the gain ratio back at 1 until re-estimated.
+        """
+        super().resume(state)
+        self.epochs_started = 0  # the next epoch is the uniform pass that fills the histories
+        self._ratio = 1.0
 
     # ------------------------------------------------------------- sampling
 

@@ -23,6 +23,8 @@ from sk_reweight import (
     _checkpoint,
 )
 
+from .test_training_options import CountEpochs
+
 QUICK = {"device": "cpu", "random_state": 0}
 
 # A fit with everything a resumed fit must continue: a cosine schedule (driven by the
@@ -76,15 +78,6 @@ class FailsAtEpoch(Callback):
             raise RuntimeError("crash")
 
 
-class CountsEpochs(Callback):
-    def initialize(self):
-        self.epochs_ = 0
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.epochs_ += 1
-
-
 def test_killed_fit_resumes_to_the_uninterrupted_result(digits, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
@@ -124,7 +117,7 @@ def test_crashed_fit_resumes_exactly_in_process(Classifier, digits, tmp_path):
     with pytest.raises(RuntimeError, match="crash"):
         Classifier(**params, callbacks=[checkpoint, FailsAtEpoch(5)]).fit(X, y)
     assert saved_epochs(checkpoint.path) == 4
-    counter = CountsEpochs()
+    counter = CountEpochs()
     resumed = Classifier(**params, callbacks=[checkpoint, ("counter", counter)]).fit(X, y)
     assert dict(resumed.net_.callbacks_)["counter"].epochs_ == 2
     assert resumed.n_iter_ == 6

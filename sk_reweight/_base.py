@@ -148,15 +148,17 @@ SHARED_PARAMETERS_DOC = """\
         record its size and loss, a device synchronisation per batch that
         the default loop avoids. :class:`~skorch.callbacks.LRScheduler` is
         refused: the learning rate is set at every step from
-        ``lr_schedule``.
+        ``lr_schedule``. :class:`~sk_reweight.TrainingCheckpoint` makes a
+        long fit resumable after a crash.
 
     warm_start : bool, default=False
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
         and the policy start over, and ``history_`` is extended. ``lr``,
         ``batch_size``, ``max_epochs``, ``lr_schedule`` and the policy's own
-        parameters take their new values; the network, optimizer, device and
-        callbacks stay those of the first fit.
+        parameters take their new values; the network, optimizer, device
+        (unless moved by :meth:`to_device`) and callbacks stay those of the
+        first fit.
 """
 
 SHARED_ATTRIBUTES_DOC = """\
@@ -175,7 +177,10 @@ SHARED_ATTRIBUTES_DOC = """\
 
     net_ : skorch.NeuralNetClassifier
         The fitted skorch net, on class indices (positions in ``classes_``);
-        ``net_.module_`` is the trained torch module.
+        ``net_.module_`` is the trained torch module. Pickle and
+        ``skops.io`` save it as state dicts (``docs/saving.md``), loading it
+        on its training device if present, else on the CPU; :meth:`to_device`
+        moves it.
 
     history_ : skorch.History
         Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),

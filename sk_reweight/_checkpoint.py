@@ -54,16 +54,14 @@ class TrainingCheckpoint(Callback):
     stopping. When ``fit`` starts and the file exists, training continues
     from it instead of from the start, and runs only the epochs that remain:
     a killed fit, run again with the same data and parameters, loses at most
-    ``every`` epochs, and for :class:`ERMClassifier` and
-    :class:`RGDClassifier` on the CPU ends with the same network, bit for
-    bit, as a fit that was never interrupted.
-
-    :class:`RAISClassifier` resumes its progress, schedule and random
-    stream, but not its per-example norm histories, (PT) records,
-    uncertainty set and gain estimate: it rebuilds them as at the start of a
-    fit, with one uniform epoch and ``history_size`` uniform draws before its
-    first (PT) solve, and a gain ratio of 1 until it is re-estimated. A
-    resumed RAIS fit therefore differs from an uninterrupted one.
+    ``every`` epochs and, on the CPU, ends with the same network, bit for bit,
+    as a fit that was never interrupted. :class:`RAISClassifier` also saves
+    its per-example norm histories, (PT) records, uncertainty set, gain
+    estimate and the (PT) solve in flight (waited for at the checkpoint), so
+    that its resumed fit samples as the uninterrupted one would. The fitted
+    state of other callbacks (e.g. :class:`~skorch.callbacks.EpochScoring`'s
+    best score) is not saved; put this callback after those whose records the
+    checkpointed history should hold.
 
     The file is read with ``torch.load(weights_only=True)``, which accepts
     tensors and plain Python values only. The checkpoint is kept when the fit

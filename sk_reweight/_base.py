@@ -118,8 +118,10 @@ SHARED_PARAMETERS_DOC = """\
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and the
-        order of minibatches. With an int, fitting twice on the CPU gives
-        identical networks.
+        order of minibatches. With an int, fitting twice on the CPU with the
+        same number of torch threads gives identical networks; the
+        classifiers leave ``torch.get_num_threads()`` as the process has it
+        (joblib's workers get fewer), see ``docs/saving.md``.
 
     verbose : int, default=0
         0 is silent; 1 prints a table row per epoch (losses, learning rate,

@@ -14,7 +14,13 @@ from skops.io.exceptions import UntrustedTypesFoundException
 from torch import nn
 
 import sk_reweight
-from sk_reweight import TRUSTED_TYPES, ERMClassifier, RAISClassifier, RGDClassifier
+from sk_reweight import (
+    TRUSTED_TYPES,
+    ERMClassifier,
+    RAISClassifier,
+    RGDClassifier,
+    TrainingCheckpoint,
+)
 from sk_reweight._batchnorm import WeightedBatchNorm2d
 
 CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
@@ -181,6 +187,18 @@ def test_skops_asks_to_trust_a_users_own_module_factory(data, tmp_path):
     with pytest.raises(UntrustedTypesFoundException, match="small_mlp"):
         sio.load(path, trusted=TRUSTED_TYPES)
     loaded = sio.load(path, trusted=[*TRUSTED_TYPES, f"{__name__}.small_mlp"])
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_skops_trusts_a_training_checkpoint_among_the_callbacks(data, tmp_path):
+    X, y = data
+    checkpoint = TrainingCheckpoint(str(tmp_path / "checkpoints"), every=2)
+    model = RGDClassifier(**QUICK, callbacks=[checkpoint]).fit(X, y)
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    assert "sk_reweight._checkpoint.TrainingCheckpoint" in sio.get_untrusted_types(file=path)
+    loaded = sio.load(path, trusted=TRUSTED_TYPES)
+    assert loaded.callbacks[0].dirname == checkpoint.dirname
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 

@@ -129,6 +129,19 @@ def test_to_device_moves_the_fitted_network_and_leaves_the_parameter(fitted, dat
         model.to_device("gpu please")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_model_saved_on_a_gpu_loads_onto_the_cpu_without_cuda(fitted, data):
+    """What a GPU-trained pickle holds differs from a CPU one only in the recorded device."""
+    X, _ = data
+    state = fitted.__getstate__()
+    state["net_"] = {**state["net_"], "device": "cuda:0"}
+    restored = type(fitted).__new__(type(fitted))
+    restored.__setstate__(state)
+    assert torch.device(restored.net_.device).type == "cpu"
+    assert all(p.device.type == "cpu" for p in restored.net_.module_.parameters())
+    np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
+
+
 def test_to_device_needs_a_fitted_classifier():
     from sklearn.exceptions import NotFittedError
 

@@ -60,6 +60,11 @@ def weighted_mean_loss(
     return torch.dot(weight, losses) / total_weight
 
 
+def weighted_layers(module: nn.Module) -> list[WeightedBatchNorm2d]:
+    """The layers of ``module`` that weight their batch statistics by sampling weights."""
+    return [layer for layer in module.modules() if isinstance(layer, WeightedBatchNorm2d)]
+
+
 class SigintFlag:
     """SIGINT handler that records a Ctrl-C instead of raising :class:`KeyboardInterrupt`.
 
@@ -287,10 +292,20 @@ class ReweightingNet(NeuralNetClassifier):
 
     def initialize_module(self) -> ReweightingNet:
         super().initialize_module()
-        self._weighted_layers = [
-            layer for layer in self.module_.modules() if isinstance(layer, WeightedBatchNorm2d)
-        ]
+        self._weighted_layers = weighted_layers(self.module_)
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # skorch pickles module_ apart from the other attributes: the weighted layers,
+        # references into module_, are found again after unpickling.
+        state = super().__getstate__()
+        state.pop("_weighted_layers", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "module_" in self.__dict__:
+            self._weighted_layers = weighted_layers(self.module_)
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
         super().on_train_begin(net, X=X, **kwargs)

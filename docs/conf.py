@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from sphinx.pycode import ModuleAnalyzer
 
 import sk_reweight
 
@@ -57,13 +58,36 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
+
+
+def _attribute_docstring(app, what, name, obj, options, lines):
+    """Give a re-exported constant the docstring written under it where it is defined.
+
+    autodoc looks for ``TRUSTED_TYPES``'s docstring in ``sk_reweight/__init__.py``, which only
+    imports it, and would show ``list``'s; the docstring is in the private module.
+    """
+    if what != "data" or not name.startswith("sk_reweight."):
+        return
+    attribute = name.rsplit(".", 1)[1]
+    for module_name, module in sorted(sys.modules.items()):
+        if module_name.startswith("sk_reweight.") and getattr(module, attribute, None) is obj:
+            docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+            if ("", attribute) in docs:
+                lines[:] = list(docs["", attribute])
+                return
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _attribute_docstring)
+
+
 # -- MyST: docs/design.md and docs/benchmarks.md as they are ----------------
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 
 # -- intersphinx: inventories shipped in docs/_intersphinx (no network) -----
 # sklearn, python, pandas: Debian's documentation packages (python-sklearn-doc
-# 1.2.1, python3.11-doc, python-pandas-doc 1.5.3); numpy, torch, skorch, cvxpy:
+# 1.2.1, python3.11-doc, python-pandas-doc 1.5.3); numpy, torch, skorch, skops, cvxpy:
 # written by docs/_intersphinx/make_inventories.py (see its docstring).
 _INVENTORIES = {
     "python": "https://docs.python.org/3/",
@@ -72,6 +96,7 @@ _INVENTORIES = {
     "numpy": "https://numpy.org/doc/stable/",
     "torch": "https://docs.pytorch.org/docs/stable/",
     "skorch": "https://skorch.readthedocs.io/en/stable/",
+    "skops": "https://skops.readthedocs.io/en/stable/",
     "cvxpy": "https://www.cvxpy.org/",
 }
 intersphinx_mapping = {

@@ -1,4 +1,4 @@
-"""Write the partial intersphinx inventories of NumPy, PyTorch, skorch and cvxpy.
+"""Write the partial intersphinx inventories of NumPy, PyTorch, skorch, skops and cvxpy.
 
 The documentation is built with no network beyond the package registries, so
 intersphinx reads inventories shipped in this folder instead of fetching them.
@@ -84,6 +84,18 @@ INVENTORIES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("skorch.callbacks.EarlyStopping", "class", "callbacks.html"),
             ("skorch.callbacks.LRScheduler", "class", "callbacks.html"),
             ("skorch.callbacks.ProgressBar", "class", "callbacks.html"),
+        ],
+    ),
+    "skops": (
+        "0.13",
+        [
+            ("skops.io.dump", "function", "modules/classes.html#skops.io.dump"),
+            ("skops.io.load", "function", "modules/classes.html#skops.io.load"),
+            (
+                "skops.io.get_untrusted_types",
+                "function",
+                "modules/classes.html#skops.io.get_untrusted_types",
+            ),
         ],
     ),
     "cvxpy": (

@@ -5,23 +5,29 @@
 - :class:`RAISClassifier`: Robust Approximate Importance Sampling (RAIS-SGD).
 - :func:`default_module`: the network the classifiers build when ``module`` is ``None``.
 - :func:`sigint_recorded`: the Ctrl-C handling of their training, for other training loops.
+- :class:`TrainingCheckpoint`: a callback that makes a long fit resumable after a crash.
+- :data:`TRUSTED_TYPES`: the package's types to trust in ``skops.io.load`` of a saved classifier.
 
 The benchmark harness (``sk-reweight demo | bench | speed``) lives in :mod:`sk_reweight.harness`
 and uses only these public names and :mod:`sk_reweight.datasets`.
 """
 
+from ._checkpoint import TrainingCheckpoint
 from ._engine import sigint_recorded
 from ._erm import ERMClassifier
 from ._modules import default_module
+from ._persistence import TRUSTED_TYPES
 from ._rais import RAISClassifier, UncertaintySet
 from ._rgd import RGDClassifier, rgd_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TRUSTED_TYPES",
     "ERMClassifier",
     "RAISClassifier",
     "RGDClassifier",
+    "TrainingCheckpoint",
     "UncertaintySet",
     "__version__",
     "default_module",

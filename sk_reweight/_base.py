@@ -33,6 +33,7 @@ from torch import nn
 from ._data import TensorDataset
 from ._engine import PRECISIONS, ReweightingNet
 from ._modules import default_module
+from ._persistence import load_net_state, loading_device, saved_net
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule, resolve_lr_schedule
 
@@ -127,8 +128,10 @@ SHARED_PARAMETERS_DOC = """\
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and the
-        order of minibatches. With an int, fitting twice on the CPU gives
-        identical networks.
+        order of minibatches. With an int, fitting twice on the CPU with the
+        same number of torch threads gives identical networks; the
+        classifiers leave ``torch.get_num_threads()`` as the process has it
+        (joblib's workers get fewer), see ``docs/saving.md``.
 
     verbose : int, default=0
         0 is silent; 1 prints a table row per epoch (losses, learning rate,
@@ -157,15 +160,17 @@ SHARED_PARAMETERS_DOC = """\
         record its size and loss, a device synchronisation per batch that
         the default loop avoids. :class:`~skorch.callbacks.LRScheduler` is
         refused: the learning rate is set at every step from
-        ``lr_schedule``.
+        ``lr_schedule``. :class:`~sk_reweight.TrainingCheckpoint` makes a
+        long fit resumable after a crash.
 
     warm_start : bool, default=False
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
         and the policy start over, and ``history_`` is extended. ``lr``,
         ``batch_size``, ``max_epochs``, ``lr_schedule`` and the policy's own
-        parameters take their new values; the network, optimizer, device and
-        callbacks stay those of the first fit.
+        parameters take their new values; the network, optimizer, device
+        (unless moved by :meth:`to_device`) and callbacks stay those of the
+        first fit.
 """
 
 SHARED_ATTRIBUTES_DOC = """\
@@ -175,7 +180,7 @@ SHARED_ATTRIBUTES_DOC = """\
     n_features_in_ : int
         Number of features (for images: size of the second axis of ``X``).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` was a DataFrame with string column names.
 
     input_shape_ : tuple of int
@@ -184,7 +189,10 @@ SHARED_ATTRIBUTES_DOC = """\
 
     net_ : skorch.NeuralNetClassifier
         The fitted skorch net, on class indices (positions in ``classes_``);
-        ``net_.module_`` is the trained torch module.
+        ``net_.module_`` is the trained torch module. Pickle and
+        ``skops.io`` save it as state dicts (``docs/saving.md``), loading it
+        on its training device if present, else on the CPU; :meth:`to_device`
+        moves it.
 
     history_ : skorch.History
         Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),
@@ -446,6 +454,12 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _build_module(self, X: NDArray) -> nn.Module:
         """Build the network and check that it maps ``X`` to one logit per class."""
+        module = self._new_module()
+        self._check_module_output(module, X[:2], len(self.classes_))
+        return module
+
+    def _new_module(self) -> nn.Module:
+        """A freshly initialised network for ``input_shape_`` and ``classes_``."""
         n_classes = len(self.classes_)
         hidden_layer_sizes = tuple(int(width) for width in np.atleast_1d(self.hidden_layer_sizes))
         if not all(width >= 1 for width in hidden_layer_sizes):
@@ -465,7 +479,6 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                     f"module(input_shape, n_classes) must return a torch.nn.Module; "
                     f"got {type(module).__name__}."
                 )
-        self._check_module_output(module, X[:2], n_classes)
         return module
 
     @staticmethod
@@ -719,33 +732,20 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             dataset, y_encoded, seed
         )
         train_split = None if valid_set is None else predefined_split(valid_set)
-        lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
         policy = self._make_policy()
         with seeded_torch(seed, device) as generator:
             policy.reset(len(train_set), generator, dataset.X.device)
             if warm:
                 net = self.net_
-                net.policy, net.lr_schedule, net.train_split = policy, lr_schedule, train_split
+                net.policy, net.train_split = policy, train_split
+                net.lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
                 net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
                 net.partial_fit(train_set)
             else:
-                net = ReweightingNet(
-                    self._build_module(X),
-                    policy=policy,
-                    lr_schedule=lr_schedule,
-                    lr=self.lr,
-                    max_epochs=self.max_epochs,
-                    batch_size=self.batch_size,
-                    train_split=train_split,
-                    classes=list(range(len(self.classes_))),
-                    callbacks=self._callbacks(),
-                    verbose=self.verbose,
-                    device=device,
-                    precision=self.precision,
-                    **self._optimizer_kwargs(),
-                )
+                net = self._make_net(self._build_module(X), policy, device, train_split)
                 net.fit(train_set)
 
+        net.train_split = None  # the validation data are not part of the fitted model
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
@@ -758,6 +758,97 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.best_validation_loss_ = (
             min(self.validation_loss_curve_) if self.early_stopping else None
         )
+        return self
+
+    def _make_net(
+        self,
+        module: nn.Module,
+        policy: MinibatchPolicy,
+        device: torch.device,
+        train_split: Callable | None = None,
+    ) -> ReweightingNet:
+        """The skorch net training ``module`` under ``policy``, configured by the parameters."""
+        return ReweightingNet(
+            module,
+            policy=policy,
+            lr_schedule=resolve_lr_schedule(self.lr_schedule, self.max_epochs),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            classes=list(range(len(self.classes_))),
+            callbacks=self._callbacks(),
+            verbose=self.verbose,
+            device=device,
+            precision=self.precision,
+            **self._optimizer_kwargs(),
+        )
+
+    # ----------------------------------------------------- saving and devices
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state that ``pickle`` and ``skops.io`` save: ``net_`` as tensors and plain values.
+
+        See :mod:`sk_reweight._persistence`: the network's and the optimizer's
+        state dicts (as safetensors blobs, on the CPU) and the history; no
+        training or validation data, random generator or device object.
+        """
+        state = dict(super().__getstate__())
+        if "net_" in state:
+            state["net_"] = saved_net(state["net_"])
+            state.pop("history_", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        saved = state.pop("net_", None)
+        super().__setstate__(state)
+        if saved is not None:
+            self.net_ = self._restore_net(saved)
+            self.history_ = self.net_.history
+
+    def _restore_net(self, saved: dict[str, Any]) -> ReweightingNet:
+        """Rebuild ``net_`` from :func:`~sk_reweight._persistence.saved_net`.
+
+        The net goes to the device it was trained on when that exists, else
+        to the CPU. Building the network draws initial weights, which the
+        saved ones replace: the caller's random state is left alone.
+        """
+        device = loading_device(saved["device"])
+        with torch.random.fork_rng(devices=[]):
+            net = self._make_net(self._new_module(), self._make_policy(), device)
+            net.initialize()
+        load_net_state(net, saved)
+        return net
+
+    def to_device(self, device: str | torch.device) -> BaseReweightingClassifier:
+        """Move the fitted network and its optimizer state to ``device``.
+
+        Use it to predict on another device than the one the model was
+        trained or loaded on, e.g. ``model.to_device('cpu')`` before serving a
+        GPU-trained model from CPU workers, or ``model.to_device('cuda')``
+        after loading. A ``warm_start`` refit then trains there. The
+        ``device`` parameter, which says where ``fit`` trains from scratch,
+        is left unchanged.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ... or ``'auto'``.
+
+        Returns
+        -------
+        self : object
+            The classifier, moved.
+        """
+        check_is_fitted(self)
+        device = resolve_device(device)
+        net = self.net_
+        net.module_.to(device)
+        net.criterion_.to(device)
+        # Loading its own state dict moves the optimizer's state to its parameters' device.
+        net.optimizer_.load_state_dict(net.optimizer_.state_dict())
+        net.device = device
         return self
 
     # ---------------------------------------------------------------- predict

@@ -60,6 +60,11 @@ def weighted_mean_loss(
     return torch.dot(weight, losses) / total_weight
 
 
+def weighted_layers(module: nn.Module) -> list[WeightedBatchNorm2d]:
+    """The layers of ``module`` that weight their batch statistics by sampling weights."""
+    return [layer for layer in module.modules() if isinstance(layer, WeightedBatchNorm2d)]
+
+
 PRECISIONS: dict[str, torch.dtype | None] = {
     "fp32": None,
     "bf16": torch.bfloat16,
@@ -93,11 +98,34 @@ class SigintFlag:
 
 @contextmanager
 def sigint_recorded(stop_at_once: bool = False) -> Iterator[SigintFlag]:
-    """Handle SIGINT with a :class:`SigintFlag` inside the block; restore the previous handler.
+    """Handle SIGINT with a ``SigintFlag`` inside the block; restore the previous handler.
 
     Signal handlers belong to the main thread: elsewhere nothing is
     installed and the flag stays unset, as it does when SIGINT is ignored (a
     background job of a script) or handled outside Python.
+
+    Parameters
+    ----------
+    stop_at_once : bool, default=False
+        Raise :class:`KeyboardInterrupt` at the first Ctrl-C instead of
+        recording it; a second Ctrl-C always raises.
+
+    Yields
+    ------
+    flag : SigintFlag
+        Its ``received`` attribute turns true at a Ctrl-C: a training loop
+        checks it after each step, stops, and raises
+        :class:`KeyboardInterrupt` where skorch cannot swallow it.
+
+    Examples
+    --------
+    >>> from sk_reweight import sigint_recorded
+    >>> with sigint_recorded() as flag:
+    ...     for step in range(3):
+    ...         if flag.received:
+    ...             raise KeyboardInterrupt
+    >>> flag.received
+    False
     """
     flag = SigintFlag(stop_at_once)
     previous = signal.getsignal(signal.SIGINT)
@@ -284,15 +312,25 @@ class ReweightingNet(NeuralNetClassifier):
 
     def initialize_module(self) -> ReweightingNet:
         super().initialize_module()
-        self._weighted_layers = [
-            layer for layer in self.module_.modules() if isinstance(layer, WeightedBatchNorm2d)
-        ]
+        self._weighted_layers = weighted_layers(self.module_)
         self.grad_scaler_ = (
             torch.amp.GradScaler(torch.device(self.device).type)
             if self.precision == "fp16"
             else None
         )
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # skorch pickles module_ apart from the other attributes: the weighted layers,
+        # references into module_, are found again after unpickling.
+        state = super().__getstate__()
+        state.pop("_weighted_layers", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "module_" in self.__dict__:
+            self._weighted_layers = weighted_layers(self.module_)
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
         super().on_train_begin(net, X=X, **kwargs)

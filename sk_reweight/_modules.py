@@ -115,7 +115,35 @@ def default_module(
 ) -> nn.Module:
     """Choose the default network from the shape of one example.
 
-    ``(n_features,)`` gives an :class:`MLP`; ``(C, H, W)`` a :class:`SmallCNN`.
+    ``(n_features,)`` gives an ``MLP``: the hidden dense layers with ReLU and
+    dropout, then the logits. ``(C, H, W)`` gives a ``SmallCNN``: two 3x3
+    convolution blocks with weighted batch normalisation (weights
+    :math:`1/(n p_i)` under RAIS, section 4.5 of its paper), max-pooling
+    between them for images of at least 8x8 pixels, global average pooling,
+    then the same dense head. Both end in a :class:`torch.nn.Linear` layer,
+    as ``RAISClassifier(grad_norm='last_layer')`` requires.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one example: ``(n_features,)`` or ``(C, H, W)``.
+    n_classes : int
+        Number of logits.
+    hidden_layer_sizes : sequence of int
+        Widths of the hidden dense layers.
+    dropout : float
+        Dropout probability after every hidden dense layer.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        A freshly initialised network.
+
+    Examples
+    --------
+    >>> from sk_reweight import default_module
+    >>> default_module((1, 8, 8), 10, (100,), 0.0).head.output
+    Linear(in_features=100, out_features=10, bias=True)
     """
     if len(input_shape) == 1:
         return MLP(input_shape[0], n_classes, hidden_layer_sizes, dropout)

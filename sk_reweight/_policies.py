@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -95,7 +95,33 @@ class MinibatchPolicy:
         """Training of ``module`` on ``dataset`` (the training set) starts."""
 
     def end_training(self) -> None:
-        """Training stopped; release what :meth:`begin_training` acquired."""
+        """Training stopped; release what :meth:`begin_training` acquired, and the generator."""
+        self.generator = None
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a resumed fit needs to go on where this one is, at the end of an epoch.
+
+        Progress (which drives the learning-rate schedule and the stop), the
+        epoch count and the state of the random generator: tensors and plain
+        values only.
+        """
+        return {
+            "n_samples": self.n_samples,
+            "samples_seen": self.samples_seen,
+            "epochs_started": self.epochs_started,
+            "generator": self.generator.get_state(),
+        }
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint_state` (after :meth:`begin_training`)."""
+        if state["n_samples"] != self.n_samples:
+            raise ValueError(
+                f"the checkpoint was written while training on {state['n_samples']} examples; "
+                f"this fit trains on {self.n_samples}."
+            )
+        self.samples_seen = state["samples_seen"]
+        self.epochs_started = state["epochs_started"]
+        self.generator.set_state(state["generator"])
 
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         """Yield the index tensors of one epoch's minibatches."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
+import skops.io as sio
 import torch
 from skorch.callbacks import Callback
 
@@ -119,3 +123,57 @@ def test_rais_steps_do_not_synchronise_the_device(digits):
         blocks = -(-steps // refresh)
         assert syncs <= blocks + 8 * solves + 10, (syncs, steps, solves)
         assert syncs < steps / 2
+
+
+LOAD_WITHOUT_CUDA = """
+import pickle, sys
+import numpy as np, skops.io as sio, torch
+import sk_reweight
+assert not torch.cuda.is_available()
+X = np.load(sys.argv[1] + "/X.npy")
+with open(sys.argv[1] + "/model.pkl", "rb") as file:
+    pickled = pickle.load(file)
+loaded = sio.load(sys.argv[1] + "/model.skops", trusted=sk_reweight.TRUSTED_TYPES)
+for name, model in [("pickled", pickled), ("skops", loaded)]:
+    assert all(p.device.type == "cpu" for p in model.net_.module_.parameters())
+    np.save(f"{sys.argv[1]}/{name}.npy", model.predict_proba(X))
+"""
+
+
+@pytest.mark.parametrize("images", [False, True])
+def test_gpu_model_loads_and_predicts_where_there_is_no_cuda(images, digits, tmp_path):
+    X, y = digits
+    if images:
+        X = X.reshape(-1, 1, 8, 8)
+    model = RAISClassifier(max_epochs=3, random_state=0, device="cuda", early_stopping=True)
+    model.fit(X, y)
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    sio.dump(model, tmp_path / "model.skops")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CUDA, str(tmp_path)], check=True, env=env)
+    on_cpu = model.to_device("cpu").predict_proba(X)
+    for name in ("pickled", "skops"):
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), on_cpu, atol=1e-6)
+
+
+def test_to_device_moves_a_gpu_model_and_its_optimizer_state(digits):
+    X, y = digits
+    model = ERMClassifier(max_epochs=3, random_state=0, device="cuda").fit(X, y)
+    on_gpu = model.predict_proba(X)
+    model.to_device("cpu")
+    state = model.net_.optimizer_.state.values()
+    assert all(p.device.type == "cpu" for p in model.net_.module_.parameters())
+    assert all(v.device.type == "cpu" for s in state for k, v in s.items() if k != "step")
+    np.testing.assert_allclose(model.predict_proba(X), on_gpu, atol=1e-5)
+    model.to_device("cuda")
+    assert all(p.device.type == "cuda" for p in model.net_.module_.parameters())
+    model.set_params(warm_start=True, max_epochs=1).fit(X, y)  # trains on, on the GPU
+    assert model.device == "cuda"
+
+
+def test_pickled_gpu_model_loads_back_onto_the_gpu(digits):
+    X, y = digits
+    model = RGDClassifier(max_epochs=2, random_state=0, device="cuda").fit(X, y)
+    restored = pickle.loads(pickle.dumps(model))
+    assert next(restored.net_.module_.parameters()).device.type == "cuda"

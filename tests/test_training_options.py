@@ -43,10 +43,11 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     best_epoch = int(np.argmin(curve))
     assert model.n_iter_ == best_epoch + 1 + 5
     assert model.best_validation_loss_ == min(curve)
-    valid = model.net_.train_split.keywords["valid_ds"]
+    assert model.net_.train_split is None  # the validation rows are not kept
+    held_out = np.setdiff1d(np.arange(len(X)), model._training_rows)
     with torch.no_grad():
-        logits = model.net_.module_(valid.X)
-    loss = torch.nn.functional.cross_entropy(logits, valid.y).item()
+        logits = model.net_.module_(torch.tensor(X[held_out], dtype=torch.float32))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[held_out])).item()
     assert loss == pytest.approx(model.best_validation_loss_, rel=1e-5)
 
 

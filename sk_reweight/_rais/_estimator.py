@@ -281,7 +281,9 @@ class RAISClassifier(BaseReweightingClassifier):
                 raise ValueError(f"The 'cvxpy_solver' parameter of {name}: {exc}") from exc
         super().fit(X, y, sample_weight)
         self._n_fit_rows = _num_samples(X)
-        self.uncertainty_set_ = getattr(self.net_.policy, "uncertainty_set", None)
+        policy = self.net_.policy
+        self._final_probabilities = policy.final_probabilities.double().cpu().numpy()
+        self.uncertainty_set_ = getattr(policy, "uncertainty_set", None)
         self.feature_names_uncertainty_ = FEATURE_NAMES
         return self
 
@@ -301,7 +303,6 @@ class RAISClassifier(BaseReweightingClassifier):
             1; rows held out for early stopping have probability 0.
         """
         check_is_fitted(self)
-        probabilities = self.net_.policy.final_probabilities.double().cpu().numpy()
         result = np.zeros(self._n_fit_rows)
-        result[self._training_rows] = probabilities
+        result[self._training_rows] = self._final_probabilities
         return result

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -186,6 +187,53 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self.records = self.norm_history = self._projections = None
         self._table = self._bounds = self._drawn_bounds = None
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resumed fit needs to go on exactly, at the end of an epoch.
+
+        Besides progress and generators: the norm histories, the (PT) records,
+        the gain estimate, the uncertainty set and its projections, and the
+        solve in flight (waited for, to be installed when it is due).
+        """
+        solves = None
+        if self._solves is not None:
+            pending = self._solves.in_flight()
+            solves = {
+                "submitted_at": self._solves.submitted_at,
+                "pending": None if pending is None else _solve_outcome(pending),
+            }
+        return {
+            **super().checkpoint_state(),
+            "norm_history": _plain_attributes(self.norm_history),
+            "records": _plain_attributes(self.records),
+            "gain": None if self._gain is None else _plain_attributes(self._gain),
+            "coefficients": self._coefficients,
+            "projections": self._projections,
+            "steps": self._steps,
+            "draws_with_features": self._draws_with_features,
+            "uncertainty_set": _set_state(self.uncertainty_set),
+            "solves": solves,
+        }
+
+    def resume(self, state: dict[str, Any]) -> None:
+        super().resume(state)
+        _restore_attributes(self.norm_history, state["norm_history"], self.device)
+        _restore_attributes(self.records, state["records"], self.device)
+        if state["gain"] is not None:
+            self._start(state["gain"]["batch_size"])
+            _restore_attributes(self._gain, state["gain"], self.device)
+            solves = state["solves"]
+            pending = None if solves["pending"] is None else _finished(solves["pending"])
+            self._solves.resume(solves["submitted_at"], pending)
+        self._steps = state["steps"]
+        self._draws_with_features = state["draws_with_features"]
+        self.uncertainty_set = _uncertainty_set(state["uncertainty_set"])
+        self._coefficients, self._projections = (
+            None if t is None else t.to(self.device)
+            for t in (state["coefficients"], state["projections"])
+        )
+        if self._projections is not None:
+            self._table, self._bounds = SamplingTable(self._scores()), self._outlier_bounds()
+
     # ------------------------------------------------------------- sampling
 
     def probabilities(self) -> Tensor:
@@ -211,15 +259,19 @@ class RAISPolicy(ImportanceSamplingPolicy):
 
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         if self._gain is None:
-            self._gain = GainRatioEstimator(self.gain_ema, batch_size, self.device)
-            interval = math.ceil(self.records.capacity / batch_size)
-            self._solves = BackgroundSolves(solve_uncertainty_set, interval)
+            self._start(batch_size)
         if self.epochs_started == 0:
             self._batch_weights = None
             yield from super().epoch_batches(batch_size)
         else:
             yield from self._importance_sampled_batches(batch_size)
         self._end_block()
+
+    def _start(self, batch_size: int) -> None:
+        """The gain estimator and the (PT) clock, for minibatches of ``batch_size``."""
+        self._gain = GainRatioEstimator(self.gain_ema, batch_size, self.device)
+        interval = math.ceil(self.records.capacity / batch_size)
+        self._solves = BackgroundSolves(solve_uncertainty_set, interval)
 
     def _importance_sampled_batches(self, batch_size: int) -> Iterator[Tensor]:
         self.epochs_started += 1
@@ -423,3 +475,50 @@ class RAISPolicy(ImportanceSamplingPolicy):
             "outlier_fraction": outliers / max(self._drawn, 1),
         }
         return {**super().epoch_statistics(), **statistics}
+
+
+# --------------------------------------------------- checkpoints (TrainingCheckpoint)
+
+
+def _plain_attributes(instance: object) -> dict[str, Any]:
+    """An object's tensor and number attributes (the state of the bookkeeping classes)."""
+    plain = (Tensor, int, float, bool, type(None))
+    return {name: v for name, v in vars(instance).items() if isinstance(v, plain)}
+
+
+def _restore_attributes(instance: object, state: dict[str, Any], device: torch.device) -> None:
+    for name, value in state.items():
+        setattr(instance, name, value.to(device) if isinstance(value, Tensor) else value)
+
+
+def _set_state(result: UncertaintySet | None) -> dict[str, Any] | None:
+    """An uncertainty set as tensors and plain values (``c`` and ``d`` exactly, in float64)."""
+    if result is None:
+        return None
+    state = dict(vars(result))
+    state["c"], state["d"] = torch.tensor(result.c), torch.tensor(result.d)
+    return state
+
+
+def _uncertainty_set(state: dict[str, Any] | None) -> UncertaintySet | None:
+    if state is None:
+        return None
+    return UncertaintySet(**{**state, "c": state["c"].numpy(), "d": state["d"].numpy()})
+
+
+def _solve_outcome(finished: Future) -> dict[str, Any]:
+    """A finished solve's set, or the message of its failure."""
+    error = finished.exception()
+    if error is not None:
+        return {"error": str(error)}
+    return {"set": _set_state(finished.result())}
+
+
+def _finished(outcome: dict[str, Any]) -> Future:
+    """A completed future with the outcome of :func:`_solve_outcome`."""
+    future: Future = Future()
+    if "error" in outcome:
+        future.set_exception(SolverError(outcome["error"]))
+    else:
+        future.set_result(_uncertainty_set(outcome["set"]))
+    return future

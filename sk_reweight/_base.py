@@ -243,6 +243,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def private_tensor(X: NDArray[np.float32], given: Any) -> torch.Tensor:
+    """A tensor of the validated inputs ``X`` that shares no memory with the caller's ``given``.
+
+    When validation converted the caller's data (float64 to float32, a
+    DataFrame or a list to an array), ``X`` is a new array that owns its
+    memory, and the tensor takes it over without a copy: 4 bytes per feature
+    and row less at the peak of ``fit`` (191 MiB per million rows of 50
+    features). Otherwise ``X`` is the caller's array or a view of it, and is
+    copied, so that training never holds a view of the caller's data.
+    """
+    fresh = X is not given and X.flags.owndata and X.flags.writeable
+    return torch.from_numpy(X) if fresh else torch.tensor(X)
+
+
 def data_device(device: torch.device, nbytes: int) -> torch.device:
     """Where the training tensors live: on a GPU when they take under half of its free memory."""
     if device.type != "cuda":
@@ -716,6 +730,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         ``classes``, for a first fit: the classes, when ``y`` may lack some.
         """
         warm = self.warm_start and hasattr(self, "net_")
+        given = X
         X, y = self._validate_training_data(X, y, reset=not warm)
         y_encoded = self._encode_labels(y, reset=not warm, classes=classes)
         sample_weight = self._training_weights(X, y, sample_weight)
@@ -725,7 +740,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         seed = int(np.random.SeedSequence([base_seed, epochs_done]).generate_state(1)[0] >> 1)
 
         dataset = TensorDataset(
-            torch.tensor(X), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
+            private_tensor(X, given), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
         )
         dataset = dataset.to(data_device(device, dataset.nbytes))
         train_set, valid_set, self._training_rows = self._train_validation_split(

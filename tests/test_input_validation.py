@@ -149,3 +149,26 @@ def test_module_instance_is_not_mutated(data):
     for parameter, original in zip(module.parameters(), before, strict=True):
         torch.testing.assert_close(parameter.detach(), original)
     assert model.net_.module_ is not module
+
+
+def test_training_tensors_never_share_the_callers_memory_but_take_over_a_fresh_copy(data):
+    """``private_tensor``: a float64 input's validated float32 copy becomes the training tensor
+    as it is (no second copy); the caller's own float32 array, or a view of a DataFrame, is
+    copied."""
+    from sklearn.utils.validation import validate_data
+
+    from sk_reweight._base import private_tensor
+
+    X, y = data
+    model = ERMClassifier()
+    float64 = np.asarray(X, dtype=np.float64)
+    float32 = np.ascontiguousarray(X, dtype=np.float32)
+    frame = pd.DataFrame(float32)
+    for given in (float64, float32, frame, float32[::2], float64.tolist()):
+        validated = validate_data(model, given, dtype=np.float32)
+        tensor = private_tensor(validated, given)
+        caller = given.to_numpy() if isinstance(given, pd.DataFrame) else np.asarray(given)
+        assert not np.shares_memory(tensor.numpy(), caller)
+        np.testing.assert_array_equal(tensor.numpy(), validated)
+        fresh = given is float64 or isinstance(given, list)
+        assert np.shares_memory(tensor.numpy(), validated) == fresh

@@ -159,7 +159,7 @@ def test_training_tensors_never_share_the_callers_memory_but_take_over_a_fresh_c
 
     from sk_reweight._base import private_tensor
 
-    X, y = data
+    X, _ = data
     model = ERMClassifier()
     float64 = np.asarray(X, dtype=np.float64)
     float32 = np.ascontiguousarray(X, dtype=np.float32)

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-jobs",
         type=_positive_int,
         default=1,
+        metavar="N",
         help="fits in parallel, in as many local worker processes (a dask LocalCluster); "
         "N x (--threads, plus 1 for RAIS's solver thread) is clamped to the cores "
         "(default 1: one after another, in this process)",

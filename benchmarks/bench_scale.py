@@ -12,6 +12,7 @@ entry per training example), measured at the end of every epoch, while training 
     python benchmarks/bench_scale.py                       # 1,000,000 x 50, ERM, RGD, RAIS
     python benchmarks/bench_scale.py --rows 100000 --epochs 2
     python benchmarks/bench_scale.py --dtype float64 --methods erm --epochs 1
+    python benchmarks/bench_scale.py --rows 200000 --epochs 2 --precision bf16
 
 Results are printed as a Markdown table; ``docs/scaling.md`` records them.
 """
@@ -98,6 +99,7 @@ def child(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         max_epochs=args.epochs,
         device="cpu",
+        precision=args.precision,
         random_state=0,
         callbacks=[probe],
     )
@@ -134,6 +136,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--dtype", default="float32", choices=["float32", "float64"], help="of the inputs"
     )
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--methods", nargs="+", default=["erm", "rgd", "rais"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -148,7 +151,8 @@ def main(argv=None) -> None:
         print(json.dumps(results[-1]), file=sys.stderr)
     print(
         f"{args.rows:,} x {args.features} {args.dtype} ({results[0]['data_mib']:.0f} MiB), MLP "
-        f"{args.hidden}, batch {args.batch_size}, {args.epochs} epochs, {args.threads} thread(s)\n"
+        f"{args.hidden}, batch {args.batch_size}, {args.epochs} epochs, {args.threads} thread(s), "
+        f"precision {args.precision}\n"
     )
     print(
         "| method | peak RSS (MiB) | over the data in memory (MiB) | seconds per epoch | "

@@ -63,6 +63,8 @@ INVENTORIES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ),
             ("torch.cuda.is_available", "function", "generated/torch.cuda.is_available.html"),
             ("torch.func.vmap", "function", "generated/torch.func.vmap.html"),
+            ("torch.autocast", "function", "amp.html#torch.autocast"),
+            ("torch.amp.GradScaler", "class", "amp.html#gradient-scaling"),
         ],
     ),
     "skorch": (

@@ -71,11 +71,11 @@ class RGDPolicy(MinibatchPolicy):
     Parameters
     ----------
     tau : float
-    Clip level of the loss.
+        Clip level of the loss.
     warmup_epochs : int
-    Number of initial epochs trained with unit weights (plain ERM).
+        Number of initial epochs trained with unit weights (plain ERM).
     normalize : bool
-    Use the batch-normalised weights.
+        Use the batch-normalised weights.
     """
 
     def __init__(self, tau: float, warmup_epochs: int = 0, normalize: bool = False) -> None:

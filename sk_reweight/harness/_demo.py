@@ -31,14 +31,12 @@ from ._speed import (
     COMPRESSED_NAME,
     FULL_LOSS,
     SPEED_BUDGET,
-    Run,
     SpeedSettings,
     TrainTestSplit,
     fit_curve,
     flushed_denormals,
     race_against_uniform_sgd,
     race_results,
-    speed_summary,
 )
 
 DATASETS = {"breast_cancer": load_breast_cancer, "digits": load_digits}
@@ -169,14 +167,15 @@ def _relative(value: float, reference: float, digits: int) -> str:
     return f"{value:.{digits}f} ({value / reference:.2f}x)"
 
 
-def race_table(runs: dict[str, Run], compressed_label: str) -> pd.DataFrame:
+def race_table(results: pd.DataFrame, compressed_label: str) -> pd.DataFrame:
     """One row per run of the race: budget, training time, full training loss, time to target.
 
-    The target is uniform SGD's final full training loss; the ratios in the
-    "to target" columns are against uniform SGD's own epochs and seconds to it.
+    ``results`` is :func:`~sk_reweight.harness._speed.race_results` on the
+    full training loss. The target is uniform SGD's final full training loss;
+    the ratios in the "to target" columns are against uniform SGD's own epochs
+    and seconds to it.
     """
-    results = race_results(runs, FULL_LOSS)
-    reference = results.iloc[0]
+    reference = results.set_index("method").loc[BASELINE_NAME]
     return pd.DataFrame(
         {
             "method": results["method"].replace(COMPRESSED_NAME, compressed_label),
@@ -242,43 +241,43 @@ class Comparison:
         return f"{self.measure} ({self._printed(self.rais)} vs {self._printed(self.other)})"
 
 
-def race_comparisons(runs: dict[str, Run], n_test: int) -> list[Comparison]:
+def race_comparisons(results: pd.DataFrame, n_test: int) -> list[Comparison]:
     """RAIS against uniform SGD (to its final full training loss) and the compressed baseline.
 
-    Test accuracies within two binomial standard errors of uniform SGD's
-    accuracy on ``n_test`` rows are ties.
+    ``results`` is :func:`~sk_reweight.harness._speed.race_results` on the
+    full training loss. Test accuracies within two binomial standard errors of
+    uniform SGD's accuracy on ``n_test`` rows are ties.
     """
-    baseline, accuracy = runs[BASELINE_NAME]
-    rais, rais_accuracy = runs[RAIS_LABEL]
-    compressed, compressed_accuracy = runs[COMPRESSED_NAME]
-    reference = speed_summary(baseline, baseline, FULL_LOSS)
-    summary = speed_summary(baseline, rais, FULL_LOSS)
+    by_method = results.set_index("method")
+    reference, rais = by_method.loc[BASELINE_NAME], by_method.loc[RAIS_LABEL]
+    compressed = by_method.loc[COMPRESSED_NAME]
+    accuracy = reference["test_accuracy"]
     noise = 2 * math.sqrt(accuracy * (1 - accuracy) / n_test)
-    epochs = len(compressed)
+    epochs = int(compressed["epochs_run"])
     return [
         Comparison(
             "epochs to the target",
-            summary["epochs_to_target"],
+            rais["epochs_to_target"],
             reference["epochs_to_target"],
             lower_is_better=True,
             digits=1,
         ),
         Comparison(
             "seconds to the target",
-            summary["seconds_to_target"],
+            rais["seconds_to_target"],
             reference["seconds_to_target"],
             lower_is_better=True,
         ),
         Comparison(
             f"full training loss after {epochs} epochs against uniform SGD compressed to them",
-            summary["final_loss"],
-            float(compressed[FULL_LOSS].iloc[-1]),
+            rais["final_loss"],
+            compressed["final_loss"],
             lower_is_better=True,
             digits=4,
         ),
         Comparison(
             "test accuracy against uniform SGD",
-            rais_accuracy,
+            rais["test_accuracy"],
             accuracy,
             lower_is_better=False,
             tolerance=noise,
@@ -286,8 +285,8 @@ def race_comparisons(runs: dict[str, Run], n_test: int) -> list[Comparison]:
         ),
         Comparison(
             f"test accuracy against uniform SGD at {epochs} epochs",
-            rais_accuracy,
-            compressed_accuracy,
+            rais["test_accuracy"],
+            compressed["test_accuracy"],
             lower_is_better=False,
             tolerance=noise,
             digits=4,
@@ -330,8 +329,9 @@ def run_rais_demo(settings: RaisDemo = RAIS_DEMO) -> pd.DataFrame:
     fit = partial(fit_curve, split, speed.budget, full_loss=True)
     with single_thread_timing():
         runs = race_against_uniform_sgd(fit, "rais", RAIS_LABEL, parameters, parameters)
+    results = race_results(runs, FULL_LOSS)
     epochs = len(runs[RAIS_LABEL][0])
-    table = race_table(runs, f"uniform SGD, RAIS's {epochs} epochs")
+    table = race_table(results, f"uniform SGD, RAIS's {epochs} epochs")
     budget = speed.budget
     print(
         f"\nRAIS vs uniform SGD: make_classification, {settings.n_samples} rows x "
@@ -346,7 +346,7 @@ def run_rais_demo(settings: RaisDemo = RAIS_DEMO) -> pd.DataFrame:
         "and seconds to it).\n"
     )
     print(markdown_table(table))
-    print("\n" + verdict(race_comparisons(runs, len(split.y_test))))
+    print("\n" + verdict(race_comparisons(results, len(split.y_test))))
     return table
 
 

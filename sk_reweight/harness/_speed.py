@@ -344,15 +344,6 @@ def race_against_uniform_sgd(
     return runs
 
 
-def race_summary(runs: dict[str, Run], label: str, loss: str = "train_loss") -> dict[str, float]:
-    """:func:`speed_summary` of the method ``label`` and the compressed baseline's final loss."""
-    compressed_curve = runs[COMPRESSED_NAME][0]
-    return {
-        **speed_summary(runs[BASELINE_NAME][0], runs[label][0], loss),
-        "compressed_final_loss": float(compressed_curve[loss].iloc[-1]),
-    }
-
-
 def race_results(runs: dict[str, Run], loss: str = "train_loss") -> pd.DataFrame:
     """Every run of a race measured against uniform SGD: one row per run.
 
@@ -410,9 +401,9 @@ def method_table(results: pd.DataFrame) -> pd.DataFrame:
     seconds, medians over the seeds that reached it (with the count of those
     that never did; "never" when most did not).
     """
+    baseline = results[results["method"] == BASELINE_NAME].set_index("seed")
     rows = []
     for method, runs in results.groupby("method", sort=False):
-        baseline = results[results["method"] == BASELINE_NAME].set_index("seed")
         runs = runs.set_index("seed")
         rows.append(
             {

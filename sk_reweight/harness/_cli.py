@@ -224,13 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sk-reweight`` with ``argv`` (default: the command line); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    import torch
-    from threadpoolctl import threadpool_limits
+    from ._parallel import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
     try:
-        with threadpool_limits(limits=args.threads):
+        with torch_threads(args.threads):
             if args.command == "demo":
                 from ._demo import run_demo
 
@@ -241,8 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. a dataset that cannot be downloaded
         print(f"sk-reweight: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

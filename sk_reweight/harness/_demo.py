@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification
 from sklearn.pipeline import make_pipeline
@@ -26,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from sk_reweight import ERMClassifier, RGDClassifier
 
 from ._evaluation import compare_methods, cross_validate_methods, markdown_table
+from ._parallel import torch_threads
 from ._speed import (
     BASELINE_NAME,
     COMPRESSED_NAME,
@@ -146,18 +146,13 @@ RAIS_DEMO = RaisDemo()
 
 @contextmanager
 def single_thread_timing() -> Iterator[None]:
-    """One torch thread and denormals flushed to zero, as in ``docs/benchmarks.md``.
+    """One thread and denormals flushed to zero, as in ``docs/benchmarks.md``; both restored.
 
-    Restores the number of threads afterwards and turns flushing off again
-    (torch's default; torch cannot report the previous setting).
+    :func:`~sk_reweight.harness._parallel.torch_threads` (torch, OpenMP and BLAS)
+    and :func:`~sk_reweight.harness._speed.flushed_denormals` together.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with flushed_denormals():
-            yield
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), flushed_denormals():
+        yield
 
 
 def _relative(value: float, reference: float, digits: int) -> str:

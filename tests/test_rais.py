@@ -20,7 +20,7 @@ from sk_reweight._rais._uncertainty import SolverError, robust_scores
 
 from .settings import FAST
 
-RAIS = {**FAST, "lr": 0.05, "batch_size": 64}
+RAIS = {**FAST, "lr": 0.05, "batch_size": 64, "uniform_fallback": None}  # the paper's algorithm
 
 
 @pytest.fixture(scope="module")

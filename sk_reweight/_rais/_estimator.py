@@ -16,7 +16,7 @@ from .._schedules import LRSchedule
 from ._history import FEATURE_NAMES
 from ._norms import GRAD_NORMS
 from ._oracle import OraclePolicy
-from ._policy import REFRESH_INTERVAL, RAISPolicy
+from ._policy import REFRESH_INTERVAL, UNIFORM_FALLBACKS, RAISPolicy
 from ._sampling import ImportanceSamplingPolicy
 from ._uncertainty import CVXPY_SOLVERS, SOLVERS, check_conic_solver
 
@@ -125,6 +125,28 @@ class RAISClassifier(BaseReweightingClassifier):
         unbiased; ``1`` is the paper's step-by-step algorithm, at several
         times the bookkeeping cost per step on a CPU (``docs/benchmarks.md``).
 
+    uniform_fallback : 'timed', float > 0 or None, default='timed'
+        The speed governor, beyond the paper: importance sampling pays only
+        when its gain ratio :math:`\hat r` (uniform steps of progress per
+        step) exceeds its cost :math:`\kappa` (wall-clock time of a step over
+        that of uniform SGD's step). At the end of every epoch that
+        importance-sampled, RAIS predicts its speed-up
+        :math:`\hat r / \kappa`; below 0.95 the next epoch is uniform SGD's
+        (a random permutation, no gradient-norm bookkeeping, learning-rate
+        factor 1), and importance sampling is tried again after 1, 2, 4, ...
+        (at most 8) such epochs, the wait doubling with every try that does
+        not pay. ``history_`` records every epoch's ``sampling``, the
+        ``sampling_decision`` and the ``predicted_speedup``.
+        ``'timed'``: :math:`\kappa` is measured (importance-sampled blocks
+        against uniform steps, whose cost is timed in the governor's uniform
+        epochs, or estimated from RAIS's first epoch less its bookkeeping);
+        decisions then depend on the machine's speed, so two fits with the
+        same ``random_state`` are identical only while the governor decides
+        alike (runs too short to time, under 0.25 s of sampled steps, keep
+        sampling). A number: :math:`\kappa` assumed, decisions reproducible
+        (e.g. ``1.0`` stops importance sampling only where its gain ratio is
+        below 0.95, never). ``None``: never fall back, the paper's algorithm.
+
     {shared_parameters}
 
         RAIS's defaults differ for two of them, following the paper:
@@ -140,8 +162,12 @@ class RAISClassifier(BaseReweightingClassifier):
         in the epoch (``'none'`` if there was none), ``solves`` (their
         number) and ``solver_fallbacks`` (how many of them the Newton solver
         handed to cvxpy), ``effective_sample_size``
-        of the latest :math:`p` as a fraction of ``n`` (1 for uniform), and
-        ``outlier_fraction`` of the drawn examples.
+        of the latest :math:`p` as a fraction of ``n`` (1 for uniform),
+        ``outlier_fraction`` of the drawn examples, and the speed governor's
+        ``sampling`` (``'importance'`` if any step of the epoch drew from
+        :math:`p`, else ``'uniform'``), ``sampling_decision`` (why, and how
+        the next epoch samples) and ``predicted_speedup`` (``None`` in
+        epochs without a decision).
 
     uncertainty_set_ : UncertaintySet or None
         The last trained :math:`c, d` (``.c``, ``.d``, ordered as
@@ -186,6 +212,11 @@ class RAISClassifier(BaseReweightingClassifier):
         "solver": [StrOptions(set(SOLVERS))],
         "cvxpy_solver": [StrOptions(set(CVXPY_SOLVERS))],
         "refresh_interval": [Interval(Integral, 1, None, closed="left")],
+        "uniform_fallback": [
+            StrOptions(set(UNIFORM_FALLBACKS)),
+            Interval(Real, 0, None, closed="neither"),
+            None,
+        ],
     }
 
     def __init__(
@@ -199,6 +230,7 @@ class RAISClassifier(BaseReweightingClassifier):
         solver: str = "newton",
         cvxpy_solver: str = "CLARABEL",
         refresh_interval: int = REFRESH_INTERVAL,
+        uniform_fallback: str | float | None = "timed",
         *,
         module: nn.Module | ModuleFactory | None = None,
         hidden_layer_sizes: tuple[int, ...] = (100,),
@@ -254,6 +286,7 @@ class RAISClassifier(BaseReweightingClassifier):
         self.solver = solver
         self.cvxpy_solver = cvxpy_solver
         self.refresh_interval = refresh_interval
+        self.uniform_fallback = uniform_fallback
 
     def _make_policy(self) -> ImportanceSamplingPolicy:
         if self.oracle:
@@ -267,6 +300,7 @@ class RAISClassifier(BaseReweightingClassifier):
             solver=self.solver,
             cvxpy_solver=self.cvxpy_solver,
             refresh_interval=self.refresh_interval,
+            uniform_fallback=self.uniform_fallback,
         )
 
     def fit(self, X, y, sample_weight=None):

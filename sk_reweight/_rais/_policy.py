@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from .._data import TensorDataset
 from .._policies import TrainingStep
 from ._gain import GainRatioEstimator
+from ._governor import SamplingGovernor
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
 from ._sampling import ImportanceSamplingPolicy, SamplingTable
 from ._solve_schedule import BackgroundSolves
@@ -37,6 +39,12 @@ DIVERGENCE_MESSAGE = (
 
 REFRESH_INTERVAL = 16
 """Default steps between two refreshes of the histories, features and scores (see RAISPolicy)."""
+
+WAITING_FOR_FIRST_SOLVE = "uniform: waiting for |D| recorded draws before the first (PT) solve"
+"""``history_``'s ``sampling_decision`` of the epochs before the first (PT) solve."""
+
+UNIFORM_FALLBACKS = ("timed",)
+"""The string option of ``uniform_fallback``; a number or ``None`` are the others."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,15 @@ class RAISPolicy(ImportanceSamplingPolicy):
     of a CPU step about 2.6 times cheaper (``docs/benchmarks.md``) and lets a
     GPU run 16 steps ahead of the host.
 
+    **The speed governor.** Unless ``uniform_fallback`` is ``None``, a
+    :class:`~sk_reweight._rais._governor.SamplingGovernor` predicts at the
+    end of every epoch whether importance sampling trains faster per second
+    than uniform sampling (its gain ratio over its relative step cost) and,
+    while it does not, the next epochs are uniform SGD's: a random
+    permutation without bookkeeping, gain ratio 1, the (PT) clock paused.
+    Importance sampling is tried again after a growing wait; the histories
+    and the uncertainty set are kept meanwhile.
+
     Parameters
     ----------
     grad_norm : {'logits', 'last_layer', 'exact'}
@@ -124,6 +141,9 @@ class RAISPolicy(ImportanceSamplingPolicy):
         cvxpy's conic solver, for ``solver='cvxpy'`` and the fallback.
     refresh_interval : int
         Steps per bookkeeping block.
+    uniform_fallback : 'timed', float or None
+        The governor's cost ratio: ``'timed'`` measures it, a number assumes
+        it, ``None`` turns the governor off (the paper's algorithm).
     """
 
     def __init__(
@@ -136,6 +156,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         solver: str = "newton",
         cvxpy_solver: str = "CLARABEL",
         refresh_interval: int = REFRESH_INTERVAL,
+        uniform_fallback: str | float | None = "timed",
     ) -> None:
         super().__init__(grad_norm=grad_norm, lr_scaling=lr_scaling)
         self.history_size = history_size
@@ -144,6 +165,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self.solver = solver
         self.cvxpy_solver = cvxpy_solver
         self.refresh_interval = refresh_interval
+        self.uniform_fallback = uniform_fallback
         self.uncertainty_set: UncertaintySet | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -162,6 +184,17 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._steps = 0
         self._draws_with_features = 0
         self._solves: BackgroundSolves | None = None
+        self.governor = (
+            None
+            if self.uniform_fallback is None
+            else SamplingGovernor(
+                None if self.uniform_fallback == "timed" else float(self.uniform_fallback)
+            )
+        )
+        self._bookkeeping = True  # False in the governor's uniform epochs
+        self._block_clock = time.perf_counter()
+        self._bookkeeping_seconds = 0.0  # host time of the current block's bookkeeping
+        self._blocks_refreshed = 0
 
     def _reset_epoch_statistics(self) -> None:
         super()._reset_epoch_statistics()
@@ -171,6 +204,9 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._solve_status = "none"
         self._solve_count = 0
         self._solver_fallbacks = 0
+        self._sampled_steps = 0
+        self._decision = "paper: importance sampling whenever (PT) has a set"
+        self._prediction: float | None = None
 
     def begin_training(self, module: nn.Module, dataset: TensorDataset) -> None:
         super().begin_training(module, dataset)
@@ -212,6 +248,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             "draws_with_features": self._draws_with_features,
             "uncertainty_set": _set_state(self.uncertainty_set),
             "solves": solves,
+            "governor": None if self.governor is None else self.governor.state(),
         }
 
     def resume(self, state: dict[str, Any]) -> None:
@@ -226,6 +263,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
             self._solves.resume(solves["submitted_at"], pending)
         self._steps = state["steps"]
         self._draws_with_features = state["draws_with_features"]
+        if state["governor"] is not None and self.governor is not None:
+            self.governor = SamplingGovernor.from_state(state["governor"])
         self.uncertainty_set = _uncertainty_set(state["uncertainty_set"])
         self._coefficients, self._projections = (
             None if t is None else t.to(self.device)
@@ -260,12 +299,41 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         if self._gain is None:
             self._start(batch_size)
+        self._block_clock = time.perf_counter()
         if self.epochs_started == 0:
-            self._batch_weights = None
-            yield from super().epoch_batches(batch_size)
+            self._decision = "uniform: the first epoch fills the norm histories"
+            yield from self._uniform_batches(batch_size)
+        elif self.governor is not None and not self.governor.sampling:
+            self._bookkeeping = False
+            try:
+                yield from self._uniform_batches(batch_size)
+            finally:
+                self._bookkeeping = True
+            _synchronize(self.device)
+            seconds = time.perf_counter() - self._block_clock
+            self.governor.record_uniform(seconds, self._steps_in_epoch, measured=True)
         else:
             yield from self._importance_sampled_batches(batch_size)
         self._end_block()
+        if self.governor is not None and (self._sampled_steps or not self.governor.sampling):
+            self._decision = self.governor.end_epoch()
+            prediction = self.governor.last_prediction
+            self._prediction = None if math.isnan(prediction) else prediction
+
+    def step_ratio(self) -> float:
+        return self._ratio if self._bookkeeping else 1.0
+
+    def _uniform_batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Uniform SGD's epoch: a random permutation, up to the end of the schedule."""
+        self._batch_weights = None
+        self.epochs_started += 1
+        order = torch.randperm(self.n_samples, generator=self.generator).to(self.device)
+        for start in range(0, self.n_samples, batch_size):
+            if self.progress >= self.progress_limit:
+                return
+            indices = order[start : start + batch_size]
+            yield indices
+            self._advance(len(indices))
 
     def _start(self, batch_size: int) -> None:
         """The gain estimator and the (PT) clock, for minibatches of ``batch_size``."""
@@ -282,17 +350,21 @@ class RAISPolicy(ImportanceSamplingPolicy):
             self._update_uncertainty_set()
             if self._table is None:
                 self._batch_weights = None
+                self._decision = WAITING_FOR_FIRST_SOLVE
                 indices = torch.randint(
                     self.n_samples, (n_drawn,), generator=self.sampler, device=self.device
                 )
             else:
                 indices = self._draw(self._table, n_drawn)
                 self._drawn_bounds = self._bounds.index_select(0, indices)
+                self._sampled_steps += 1
             yield indices
             self._advance(n_drawn)
 
     def _advance(self, n_drawn: int) -> None:
         super()._advance(n_drawn)
+        if not self._bookkeeping:
+            return  # the governor's uniform steps: no records, the (PT) clock paused
         self._steps += 1
         if self.epochs_started > 1:  # the first epoch's draws have no features yet
             self._draws_with_features += n_drawn
@@ -302,6 +374,15 @@ class RAISPolicy(ImportanceSamplingPolicy):
     # -------------------------------------------------------------- a step
 
     def loss_weights(self, step: TrainingStep) -> Tensor | None:
+        if not self._bookkeeping:
+            return None
+        started = time.perf_counter()
+        try:
+            return self._measured_loss_weights(step)
+        finally:
+            self._bookkeeping_seconds += time.perf_counter() - started
+
+    def _measured_loss_weights(self, step: TrainingStep) -> Tensor | None:
         indices = step.indices
         self._drawn += len(indices)
         relative_weight = self._relative_weight(indices)
@@ -343,6 +424,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
         gain estimate takes the block's minibatches in order. All minibatches
         of a block but its last have the same size.
         """
+        started = time.perf_counter()
+        ratio_used = self._ratio
         if block:
             examples = torch.cat([step.indices for step in block])
             norms = torch.cat([step.norms for step in block])
@@ -370,6 +453,27 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._ratio = ratio
         if self._projections is not None:
             self._table, self._bounds = SamplingTable(self._scores()), self._outlier_bounds()
+        now = time.perf_counter()
+        self._time_block(block, now - self._block_clock, now - started, ratio_used)
+        self._block_clock = now
+
+    def _time_block(
+        self, block: list[BlockStep], seconds: float, refresh_seconds: float, ratio: float
+    ) -> None:
+        """Give the governor a block's wall-clock time (the fit's first block is warm-up).
+
+        A uniform block's time less its bookkeeping (timed on the host) estimates
+        the cost of uniform SGD's steps; an importance-sampled block is timed whole.
+        """
+        bookkeeping = self._bookkeeping_seconds + refresh_seconds
+        self._bookkeeping_seconds = 0.0
+        self._blocks_refreshed += 1
+        if self.governor is None or not block or self._blocks_refreshed == 1:
+            return
+        if block[0].importance is None:
+            self.governor.record_uniform(max(seconds - bookkeeping, 0.0), len(block), False)
+        else:
+            self.governor.record_sampled(seconds, len(block), ratio * len(block))
 
     def _outlier_bounds(self) -> Tensor:
         return outlier_bound(*self._projections, self.outlier_threshold)
@@ -473,8 +577,17 @@ class RAISPolicy(ImportanceSamplingPolicy):
             "solves": self._solve_count,
             "solver_fallbacks": self._solver_fallbacks,
             "outlier_fraction": outliers / max(self._drawn, 1),
+            "sampling": "importance" if self._sampled_steps else "uniform",
+            "sampling_decision": self._decision,
+            "predicted_speedup": self._prediction,
         }
         return {**super().epoch_statistics(), **statistics}
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # --------------------------------------------------- checkpoints (TrainingCheckpoint)

@@ -130,8 +130,12 @@ class ImportanceSamplingPolicy(MinibatchPolicy):
         """Epochs equivalent :math:`\\hat t M / n`: steps weighted by their gain ratio."""
         return self.samples_equivalent / self.n_samples
 
+    def step_ratio(self) -> float:
+        """Gain ratio of the next step: the uniform steps it is worth (1 for a uniform step)."""
+        return self._ratio
+
     def lr_factor(self) -> float:
-        return self._ratio if self.lr_scaling else 1.0
+        return self.step_ratio() if self.lr_scaling else 1.0
 
     def sampling_weights(self) -> Tensor | None:
         return self._batch_weights
@@ -145,7 +149,7 @@ class ImportanceSamplingPolicy(MinibatchPolicy):
     def _advance(self, n_drawn: int) -> None:
         super()._advance(n_drawn)
         self.samples_equivalent += self.lr_factor() * n_drawn
-        self._ratio_sum += self._ratio
+        self._ratio_sum += self.step_ratio()
         self._steps_in_epoch += 1
 
     def _relative_weight(self, indices: Tensor) -> Tensor | None:

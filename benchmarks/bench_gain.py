@@ -493,6 +493,7 @@ def main() -> None:
                 args.frozen_steps, not args.no_full_space, not args.no_windowed, seed=seed
             )
             model = RAISClassifier(
+                uniform_fallback=None,  # the gain ratio of every step, never uniform epochs
                 gain_ema=args.gain_ema,
                 optimizer="sgd",
                 momentum=0.9,

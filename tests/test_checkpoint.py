@@ -136,7 +136,8 @@ def test_crashed_rais_fit_resumes_exactly_with_its_histories_and_uncertainty_set
     X, y = digits
     # |D| = 256 records: a (PT) solve every 2 steps, so one is in flight at every epoch end.
     params = {**QUICK, "max_epochs": 6, "history_size": 256, "lr_schedule": "cosine"}
-    params["oracle"] = oracle
+    # An assumed step cost makes the governor's decisions part of what must resume exactly.
+    params["oracle"], params["uniform_fallback"] = oracle, 1.2
     reference = RAISClassifier(**params).fit(X, y)
     checkpoint = TrainingCheckpoint(tmp_path)
     with pytest.raises(RuntimeError, match="crash"):

@@ -4,9 +4,10 @@ Trains the benchmark MLP (hidden layers ``--hidden``, batch 128, SGD momentum 0.
 schedule, one torch thread) on ``--rows`` generated rows with ``--features`` features and
 ``--classes`` classes, first as uniform SGD (:class:`~sk_reweight.ERMClassifier`), then as
 RAIS-SGD (:class:`~sk_reweight.RAISClassifier`, the paper's algorithm: ``uniform_fallback=None``,
-so that every epoch after the second importance-samples) for each ``--refresh-interval``, alternating
-``--repeats`` times so that the machine's drift hits every variant alike. Reported per step
-(medians over repeats; epochs 3 and later, i.e. once RAIS samples from its uncertainty set):
+so that every epoch after the second importance-samples) for each ``--refresh-interval``,
+alternating ``--repeats`` times so that the machine's drift hits every variant alike.
+Reported per step (medians over repeats; epochs 3 and later, i.e. once RAIS samples from its
+uncertainty set):
 
 - ``step ms``: the epoch's duration over its minibatches, and its ratio to uniform SGD's;
 - the RAIS policy's own time on the training thread, by component: ``draw`` (sampling table

@@ -20,6 +20,7 @@ from .._policies import TrainingStep
 from ._gain import GainRatioEstimator
 from ._governor import SamplingGovernor
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
+from ._norms import PerExampleGradients, batch_gradient_sq_norms
 from ._sampling import ImportanceSamplingPolicy, SamplingTable
 from ._solve_schedule import BackgroundSolves
 from ._uncertainty import (
@@ -58,15 +59,19 @@ class BlockStep:
     importance, scale : Tensor of shape (batch_size,) or None
         Their weights :math:`1/(n p_i)` and outlier multipliers; ``None`` for
         uniform draws.
-    batch_gradient : Tensor
-        The step's minibatch gradient in the norms' space, for the gain ratio.
+    gradients, coefficients
+        The per-example gradients in the norms' space and their loss
+        coefficients, as kept for the block's minibatch gradients
+        (:func:`~sk_reweight._rais._norms.batch_gradient_sq_norms`, for the
+        gain ratio).
     """
 
     indices: Tensor
     norms: Tensor
     importance: Tensor | None
     scale: Tensor | None
-    batch_gradient: Tensor
+    gradients: PerExampleGradients
+    coefficients: Tensor
 
 
 class RAISPolicy(ImportanceSamplingPolicy):
@@ -397,7 +402,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             else:
                 coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
             self._block.append(
-                BlockStep(indices, norms, None, None, gradients.weighted_sum(coefficients))
+                BlockStep(indices, norms, None, None, *gradients.kept(coefficients))
             )
             return None
         scale = outlier_scale(norms, self._drawn_bounds)
@@ -406,7 +411,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         if relative_weight is not None:
             coefficients = coefficients * relative_weight
         self._block.append(
-            BlockStep(indices, norms, importance, scale, gradients.weighted_sum(coefficients))
+            BlockStep(indices, norms, importance, scale, *gradients.kept(coefficients))
         )
         return self._unbiased(multipliers, relative_weight)
 
@@ -480,8 +485,9 @@ class RAISPolicy(ImportanceSamplingPolicy):
 
     def _update_gain(self, block: list[BlockStep], norms: Tensor, importance: Tensor) -> None:
         """Eq. 7's moments of the block's minibatches, in order (a shorter last one apart)."""
-        gradients = torch.stack([step.batch_gradient for step in block]).flatten(1)
-        squared_norms = torch.linalg.vector_norm(gradients, dim=1).square_()
+        squared_norms = batch_gradient_sq_norms(
+            [step.gradients for step in block], [step.coefficients for step in block]
+        )
         size, n_full = len(block[0].indices), len(block)
         if len(block[-1].indices) != size:
             n_full -= 1

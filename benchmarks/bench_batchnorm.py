@@ -1,0 +1,151 @@
+"""Weighted batch norm's forward plus backward against torch's native batch norm (CPU).
+
+Times, on the default CNN's batch-norm shapes, one training-mode forward pass and the
+backward pass to the input, the scale and the shift (``torch.autograd.grad`` of a fixed
+output gradient, so nothing accumulates) of
+
+- ``native``: :func:`torch.nn.functional.batch_norm` (what ERM runs), running statistics
+  updated;
+- ``pure``: :func:`sk_reweight._batchnorm.weighted_batch_norm`, the reference chain of
+  elementwise operations (what RAIS ran before the fused function);
+- ``fused``: :func:`sk_reweight._batchnorm.fused_weighted_batch_norm` (what
+  :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d` runs under RAIS),
+
+with importance weights ``1 / (n p_i)`` of a random sampling distribution. One torch
+thread; every repeat times each implementation once (``--calls`` calls), in an order
+rotated from repeat to repeat, after a warm-up. Reported per shape: the median time per
+call and the median of the per-repeat ratios to ``native`` with their quartiles (a
+ratio within a repeat cancels the machine's drift). ``--profile`` prints torch's
+profiler's top operations of each implementation on the first shape instead.
+
+    python benchmarks/bench_batchnorm.py
+    python benchmarks/bench_batchnorm.py --batch-sizes 64 --repeats 60
+    python benchmarks/bench_batchnorm.py --profile --shapes 64,32,28,28
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional
+from torch.profiler import ProfilerActivity, profile
+
+from sk_reweight._batchnorm import fused_weighted_batch_norm, weighted_batch_norm
+from sk_reweight.harness._evaluation import markdown_table
+
+CHANNEL_SHAPES = [(32, 28, 28), (64, 14, 14), (32, 8, 8), (64, 8, 8)]
+"""(channels, height, width) of the default CNN's batch norms on 28x28 and 8x8 images."""
+
+MOMENTUM, EPS = 0.1, 1e-5
+
+
+def implementations(
+    shape: tuple[int, ...], generator: torch.Generator
+) -> dict[str, Callable[[], tuple[torch.Tensor, ...]]]:
+    """One forward-plus-backward call of each implementation on the same data."""
+    n, channels = shape[:2]
+    X = torch.randn(shape, generator=generator).requires_grad_()
+    grad_out = torch.randn(shape, generator=generator)
+    gamma = (1 + 0.1 * torch.randn(channels, generator=generator)).requires_grad_()
+    beta = (0.1 * torch.randn(channels, generator=generator)).requires_grad_()
+    probabilities = torch.rand(n, generator=generator) + 0.1
+    probabilities /= probabilities.sum()
+    example_weight = 1 / (n * probabilities)
+    running = {name: (torch.zeros(channels), torch.ones(channels)) for name in ("n", "p", "f")}
+
+    def native():
+        out = functional.batch_norm(X, *running["n"], gamma, beta, True, MOMENTUM, EPS)
+        return torch.autograd.grad(out, (X, gamma, beta), grad_out)
+
+    def pure():
+        out = weighted_batch_norm(X, example_weight, *running["p"], gamma, beta, MOMENTUM, EPS)
+        return torch.autograd.grad(out, (X, gamma, beta), grad_out)
+
+    def fused():
+        out = fused_weighted_batch_norm(
+            X, example_weight, *running["f"], gamma, beta, MOMENTUM, EPS
+        )
+        return torch.autograd.grad(out, (X, gamma, beta), grad_out)
+
+    return {"native": native, "pure": pure, "fused": fused}
+
+
+def time_shape(shape: tuple[int, ...], repeats: int, calls: int, warmup: int) -> dict:
+    """Median ms per call of each implementation and the per-repeat ratios to native."""
+    functions = implementations(shape, torch.Generator().manual_seed(0))
+    names = list(functions)
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(calls):
+                functions[name]()
+            seconds[name].append((time.perf_counter() - start) / calls)
+    row: dict = {"shape": "x".join(map(str, shape))}
+    native = np.array(seconds["native"])
+    for name in names:
+        row[f"{name} ms"] = round(1e3 * statistics.median(seconds[name]), 3)
+    for name in names[1:]:
+        ratios = np.array(seconds[name]) / native
+        q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+        row[f"{name} / native"] = f"{median:.2f} ({q1:.2f}-{q3:.2f})"
+    return row
+
+
+def print_profiles(shape: tuple[int, ...], calls: int, rows: int) -> None:
+    """torch.profiler's top operations (by self CPU time) of each implementation."""
+    functions = implementations(shape, torch.Generator().manual_seed(0))
+    for name, function in functions.items():
+        for _ in range(5):
+            function()
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(calls):
+                function()
+        print(f"\n## {name}, shape {shape}, {calls} calls\n")
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 128])
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=None,
+        help="full shapes N,C,H,W (default: the batch sizes times the default CNN's shapes)",
+    )
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=5, help="calls per timed sample")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-rows", type=int, default=12)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.shapes:
+        shapes = [tuple(int(size) for size in shape.split(",")) for shape in args.shapes]
+    else:
+        shapes = [(n, *rest) for n in args.batch_sizes for rest in CHANNEL_SHAPES]
+    if args.profile:
+        print_profiles(shapes[0], 20, args.profile_rows)
+        return
+    table = pd.DataFrame([time_shape(s, args.repeats, args.calls, args.warmup) for s in shapes])
+    print(
+        f"forward + backward per call, one torch thread, torch {torch.__version__}; medians of "
+        f"{args.repeats} interleaved repeats of {args.calls} calls, ratios: median "
+        "(quartiles) of the per-repeat ratios\n"
+    )
+    print(markdown_table(table))
+
+
+if __name__ == "__main__":
+    main()

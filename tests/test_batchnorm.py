@@ -88,6 +88,7 @@ def round_off_scales(X, example_weight, gamma, grad_out):
     weight_kind=st.sampled_from(["positive", "with zeros", "one nonzero"]),
 )
 @example(seed=0, shape=(6, 2, 5, 5), mean=1e3, scale=1e-2, weight_kind="positive")
+@example(seed=0, shape=(8, 2, 6, 6), mean=1e3, scale=1.0, weight_kind="positive")
 @example(seed=0, shape=(1, 1), mean=0.0, scale=1e-2, weight_kind="with zeros")
 def test_fused_equals_the_reference_formula_to_float32_round_off(
     seed, shape, mean, scale, weight_kind

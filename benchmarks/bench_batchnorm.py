@@ -15,7 +15,10 @@ with importance weights ``1 / (n p_i)`` of a random sampling distribution. One t
 thread; every repeat times each implementation once (``--calls`` calls), in an order
 rotated from repeat to repeat, after a warm-up. Reported per shape: the median time per
 call and the median of the per-repeat ratios to ``native`` with their quartiles (a
-ratio within a repeat cancels the machine's drift). ``--profile`` prints torch's
+ratio within a repeat cancels the machine's drift). Times are the thread's CPU time
+(``--clock thread``, the default: on a shared machine it leaves out the time the thread
+waits for a core, which wall-clock time charges to whatever runs) or wall-clock time
+(``--clock wall``). ``--profile`` prints torch's
 profiler's top operations of each implementation on the first shape instead.
 
     python benchmarks/bench_batchnorm.py
@@ -76,8 +79,12 @@ def implementations(
     return {"native": native, "pure": pure, "fused": fused}
 
 
-def time_shape(shape: tuple[int, ...], repeats: int, calls: int, warmup: int) -> dict:
+CLOCKS = {"thread": time.thread_time, "wall": time.perf_counter}
+
+
+def time_shape(shape: tuple[int, ...], repeats: int, calls: int, warmup: int, clock: str) -> dict:
     """Median ms per call of each implementation and the per-repeat ratios to native."""
+    now = CLOCKS[clock]
     functions = implementations(shape, torch.Generator().manual_seed(0))
     names = list(functions)
     for function in functions.values():
@@ -87,10 +94,10 @@ def time_shape(shape: tuple[int, ...], repeats: int, calls: int, warmup: int) ->
     for repeat in range(repeats):
         order = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in order:
-            start = time.perf_counter()
+            start = now()
             for _ in range(calls):
                 functions[name]()
-            seconds[name].append((time.perf_counter() - start) / calls)
+            seconds[name].append((now() - start) / calls)
     row: dict = {"shape": "x".join(map(str, shape))}
     native = np.array(seconds["native"])
     for name in names:
@@ -127,6 +134,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--calls", type=int, default=5, help="calls per timed sample")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--clock", choices=list(CLOCKS), default="thread")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-rows", type=int, default=12)
     args = parser.parse_args()
@@ -138,9 +146,12 @@ def main() -> None:
     if args.profile:
         print_profiles(shapes[0], 20, args.profile_rows)
         return
-    table = pd.DataFrame([time_shape(s, args.repeats, args.calls, args.warmup) for s in shapes])
+    table = pd.DataFrame(
+        [time_shape(s, args.repeats, args.calls, args.warmup, args.clock) for s in shapes]
+    )
     print(
-        f"forward + backward per call, one torch thread, torch {torch.__version__}; medians of "
+        f"forward + backward per call ({args.clock} clock), one torch thread, torch "
+        f"{torch.__version__}; medians of "
         f"{args.repeats} interleaved repeats of {args.calls} calls, ratios: median "
         "(quartiles) of the per-repeat ratios\n"
     )

@@ -15,6 +15,7 @@ closed-form backward (:class:`WeightedBatchNormFunction`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -129,7 +130,7 @@ class WeightedBatchNormFunction(torch.autograd.Function):
     also returns the gradients of :math:`\gamma` and :math:`\beta`); the input's
     gradient is then :math:`r\gamma\,(\partial L/\partial y + u_i (x - \mu) - a_i
     \sum_k \partial L/\partial y_k)` with :math:`u_i = -a_i r\, \partial L / \partial \gamma`:
-    one fused multiply-add and one native per-(example, channel) affine map. The
+    one fused multiply-add and two in-place passes. The
     example weights get no gradient, and the backward is not differentiable itself
     (second derivatives raise; :func:`weighted_batch_norm` has them). RAIS paper,
     section 4.5.
@@ -151,61 +152,62 @@ class WeightedBatchNormFunction(torch.autograd.Function):
         eps: float,
     ) -> Tensor:
         dtype = torch.promote_types(X.dtype, torch.float32)  # statistics in float32 at least
-        positions = X[0, 0].numel()
-        share = example_weight.to(dtype) / (example_weight.sum().to(dtype) * positions)
         per_example = tuple(range(2, X.dim()))
-        channel_shape = (1, -1) + (1,) * (X.dim() - 2)
+        positions = math.prod(X.shape[2:])
+        channel_shape = (1, -1) + (1,) * len(per_example)
+        probability = example_weight if example_weight.dtype == dtype else example_weight.to(dtype)
+        probability = probability / probability.sum()  # a_i = probability_i / positions
         sums = X.sum(per_example, dtype=dtype) if per_example else X.to(dtype)
-        mean = share @ sums
+        zero = sums.new_zeros(X.shape[1])
+        mean = torch.addmv(zero, sums.t(), probability, beta=0, alpha=1 / positions)
         centred = X - mean.reshape(channel_shape)  # in `dtype` by type promotion
         if per_example:
             squares = torch.linalg.vector_norm(centred, dim=per_example).square_()
         else:
             squares = centred.square()
-        var = share @ squares
+        var = torch.addmv(zero, squares.t(), probability, beta=0, alpha=1 / positions)
         if running_mean is not None and running_var is not None:
+            # The momentum lerp towards the mean and the count-corrected variance, each
+            # with its weighted sum over the examples redone in place (one call, not two).
             count = X.numel() // X.shape[1]
+            correction = count / max(count - 1, 1)
             running_mean.lerp_(mean, momentum)
-            running_var.lerp_(var * count / max(count - 1, 1), momentum)
-        zero = torch.zeros_like(mean)
+            running_var.addmv_(
+                squares.t(),
+                probability,
+                beta=1 - momentum,
+                alpha=momentum * correction / positions,
+            )
         out = torch.batch_norm(
             centred, weight, bias, zero, var, False, 0.0, eps, torch.backends.cudnn.enabled
         )
-        ctx.save_for_backward(centred, share, weight, zero, var)
-        ctx.eps = eps
+        ctx.save_for_backward(centred, probability, weight, zero, (var + eps).rsqrt_())
+        ctx.positions = positions
         ctx.input_dtype = X.dtype
-        return out.to(X.dtype)
+        return out if out.dtype == X.dtype else out.to(X.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        centred, share, weight, zero, var = ctx.saved_tensors
-        grad_out = grad_out.to(centred.dtype)
+        centred, probability, weight, zero, inv_std = ctx.saved_tensors
+        if grad_out.dtype != centred.dtype:
+            grad_out = grad_out.to(centred.dtype)
+        # sum(grad_out * centred * inv_std) and sum(grad_out) per channel, in one pass.
         _, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
-            grad_out, centred, None, zero, var, None, None, False, ctx.eps, [False, True, True]
+            grad_out, centred, None, None, None, zero, inv_std, True, 0.0, [False, True, True]
         )
         grad_X = None
         if ctx.needs_input_grad[0]:
-            n, channels = centred.shape[:2]
-            example_shape = (n, channels) + (1,) * (centred.dim() - 2)
-            inv_std = torch.rsqrt(var + ctx.eps)
+            example_shape = centred.shape[:2] + (1,) * (centred.dim() - 2)
+            channel_shape = (1, -1) + (1,) * (centred.dim() - 2)
+            share = 1 / ctx.positions
+            slope = torch.addr(zero, probability, inv_std * grad_weight, beta=0, alpha=-share)
+            offset = torch.addr(zero, probability, grad_bias, beta=0, alpha=share)
             scale = inv_std if weight is None else inv_std * weight
-            slope = torch.outer(share, inv_std * grad_weight).neg_().reshape(example_shape)
-            shifted = torch.addcmul(grad_out, slope, centred)
-            # scale * (shifted - a_i sum(grad_out)): an affine map per (example, channel),
-            # as native batch norm over the examples' channels (mean a_i sum, unit variance).
-            grad_X = torch.batch_norm(
-                shifted.reshape(1, n * channels, -1),
-                scale.repeat(n),
-                None,
-                torch.outer(share, grad_bias).reshape(-1),
-                torch.ones(n * channels, dtype=var.dtype, device=var.device),
-                False,
-                0.0,
-                0.0,
-                False,
-            ).reshape(centred.shape)
-            grad_X = grad_X.to(ctx.input_dtype)
+            grad_X = torch.addcmul(grad_out, slope.reshape(example_shape), centred)
+            grad_X.sub_(offset.reshape(example_shape)).mul_(scale.reshape(channel_shape))
+            if grad_X.dtype != ctx.input_dtype:
+                grad_X = grad_X.to(ctx.input_dtype)
         return (
             grad_X,
             None,

@@ -21,9 +21,18 @@ waits for a core, which wall-clock time charges to whatever runs) or wall-clock 
 (``--clock wall``). ``--profile`` prints torch's
 profiler's top operations of each implementation on the first shape instead.
 
+``--fit`` times whole training steps instead: the default CNN trained on ``--rows``
+Fashion-MNIST images (batch 64, SGD with momentum 0.9, lr 0.02, cosine schedule, one
+thread) by uniform SGD (:class:`~sk_reweight.ERMClassifier`, torch's batch norm) and by
+RAIS (:class:`~sk_reweight.RAISClassifier`) with the reference formula (the layer's call
+of the fused function swapped for the formula during that fit) and with the fused
+function, alternating ``--repeats`` times; per step: the median over epochs 2 and later
+(RAIS samples uniformly in its first epoch) of the epoch's duration over its steps.
+
     python benchmarks/bench_batchnorm.py
     python benchmarks/bench_batchnorm.py --batch-sizes 64 --repeats 60
     python benchmarks/bench_batchnorm.py --profile --shapes 64,32,28,28
+    python benchmarks/bench_batchnorm.py --fit --rows 3000 --epochs 4 --repeats 3
 """
 
 from __future__ import annotations
@@ -39,7 +48,9 @@ import torch
 from torch.nn import functional
 from torch.profiler import ProfilerActivity, profile
 
+from sk_reweight import ERMClassifier, RAISClassifier, _batchnorm
 from sk_reweight._batchnorm import fused_weighted_batch_norm, weighted_batch_norm
+from sk_reweight.datasets import load_dataset
 from sk_reweight.harness._evaluation import markdown_table
 
 CHANNEL_SHAPES = [(32, 28, 28), (64, 14, 14), (32, 8, 8), (64, 8, 8)]
@@ -122,6 +133,51 @@ def print_profiles(shape: tuple[int, ...], calls: int, rows: int) -> None:
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
+def fit_step_ms(estimator, X, y, settings: dict) -> float:
+    """Median over epochs 2 and later of the epoch's duration over its steps, in ms."""
+    model = estimator(**settings).fit(X, y)
+    durations = np.array(model.history_[:, "dur"]) / np.array(
+        model.history_[:, "train_batch_count"]
+    )
+    return 1e3 * float(np.median(durations[1:]))
+
+
+def time_fit_steps(rows: int, epochs: int, repeats: int) -> pd.DataFrame:
+    """Per-step ms of uniform SGD, RAIS with the reference formula and RAIS fused."""
+    data = load_dataset("fashion_mnist")
+    X, y = data.data[:rows], data.target[:rows]
+    settings = dict(
+        optimizer="sgd",
+        momentum=0.9,
+        lr=0.02,
+        lr_schedule="cosine",
+        batch_size=64,
+        max_epochs=epochs,
+        device="cpu",
+        random_state=0,
+    )
+    steps: dict[str, list[float]] = {"uniform SGD": [], "RAIS, formula": [], "RAIS, fused": []}
+    for _ in range(repeats):
+        steps["uniform SGD"].append(fit_step_ms(ERMClassifier, X, y, settings))
+        _batchnorm.fused_weighted_batch_norm = weighted_batch_norm  # the layer's call
+        try:
+            steps["RAIS, formula"].append(fit_step_ms(RAISClassifier, X, y, settings))
+        finally:
+            _batchnorm.fused_weighted_batch_norm = fused_weighted_batch_norm
+        steps["RAIS, fused"].append(fit_step_ms(RAISClassifier, X, y, settings))
+    uniform = np.array(steps["uniform SGD"])
+    return pd.DataFrame(
+        [
+            {
+                "method": name,
+                "step ms": f"{np.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f})",
+                "vs uniform SGD": f"{np.median(np.array(ms) / uniform):.2f}",
+            }
+            for name, ms in steps.items()
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 128])
@@ -137,8 +193,19 @@ def main() -> None:
     parser.add_argument("--clock", choices=list(CLOCKS), default="thread")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-rows", type=int, default=12)
+    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.fit:
+        table = time_fit_steps(args.rows, args.epochs, args.repeats)
+        print(
+            f"default CNN, {args.rows} Fashion-MNIST images, batch 64, one torch thread; per "
+            f"step: medians (min-max) of {args.repeats} alternating repeats\n"
+        )
+        print(markdown_table(table))
+        return
     if args.shapes:
         shapes = [tuple(int(size) for size in shape.split(",")) for shape in args.shapes]
     else:

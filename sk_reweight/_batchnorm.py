@@ -157,10 +157,13 @@ class WeightedBatchNormFunction(torch.autograd.Function):
         channel_shape = (1, -1) + (1,) * len(per_example)
         probability = example_weight if example_weight.dtype == dtype else example_weight.to(dtype)
         probability = probability / probability.sum()  # a_i = probability_i / positions
-        sums = X.sum(per_example, dtype=dtype) if per_example else X.to(dtype)
+        if not per_example:
+            sums = X.to(dtype)
+        else:
+            sums = X.sum(per_example) if X.dtype == dtype else X.sum(per_example, dtype=dtype)
         zero = sums.new_zeros(X.shape[1])
         mean = torch.addmv(zero, sums.t(), probability, beta=0, alpha=1 / positions)
-        centred = X - mean.reshape(channel_shape)  # in `dtype` by type promotion
+        centred = X - mean.view(channel_shape)  # in `dtype` by type promotion
         if per_example:
             squares = torch.linalg.vector_norm(centred, dim=per_example).square_()
         else:
@@ -193,7 +196,7 @@ class WeightedBatchNormFunction(torch.autograd.Function):
         if grad_out.dtype != centred.dtype:
             grad_out = grad_out.to(centred.dtype)
         # sum(grad_out * centred * inv_std) and sum(grad_out) per channel, in one pass.
-        _, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
+        _, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward.default(
             grad_out, centred, None, None, None, zero, inv_std, True, 0.0, [False, True, True]
         )
         grad_X = None
@@ -204,8 +207,8 @@ class WeightedBatchNormFunction(torch.autograd.Function):
             slope = torch.addr(zero, probability, inv_std * grad_weight, beta=0, alpha=-share)
             offset = torch.addr(zero, probability, grad_bias, beta=0, alpha=share)
             scale = inv_std if weight is None else inv_std * weight
-            grad_X = torch.addcmul(grad_out, slope.reshape(example_shape), centred)
-            grad_X.sub_(offset.reshape(example_shape)).mul_(scale.reshape(channel_shape))
+            grad_X = torch.addcmul(grad_out, slope.view(example_shape), centred)
+            grad_X.sub_(offset.view(example_shape)).mul_(scale.view(channel_shape))
             if grad_X.dtype != ctx.input_dtype:
                 grad_X = grad_X.to(ctx.input_dtype)
         return (

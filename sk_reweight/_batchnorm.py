@@ -223,6 +223,16 @@ class WeightedBatchNormFunction(torch.autograd.Function):
         )
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether :func:`torch.autocast` is on for ``device_type`` (always True before torch 2.4,
+    whose ``torch.is_autocast_enabled`` takes no device type: the caller then leaves an
+    autocast that may be off, which costs a few microseconds)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return True
+
+
 def fused_weighted_batch_norm(
     X: Tensor,
     example_weight: Tensor,
@@ -241,7 +251,7 @@ def fused_weighted_batch_norm(
     the input's dtype, as torch's batch norm does.
     """
     device = X.device.type
-    if torch.is_autocast_enabled(device):
+    if autocast_enabled(device):  # its matrix-vector products must stay in float32
         with torch.autocast(device, enabled=False):
             return WeightedBatchNormFunction.apply(
                 X, example_weight, weight, bias, running_mean, running_var, momentum, eps

@@ -132,7 +132,9 @@ class WeightedBatchNormFunction(torch.autograd.Function):
     \sum_k \partial L/\partial y_k)` with :math:`u_i = -a_i r\, \partial L / \partial \gamma`:
     one fused multiply-add and two in-place passes. The
     example weights get no gradient, and the backward is not differentiable itself
-    (second derivatives raise; :func:`weighted_batch_norm` has them). RAIS paper,
+    (second derivatives raise; :func:`weighted_batch_norm` has them), nor has it a
+    rule for :mod:`torch.func` transforms (RAIS's exact per-example gradients run the
+    network in evaluation mode, where the layer is torch's batch norm). RAIS paper,
     section 4.5.
 
     Arguments of :meth:`apply` are those of :func:`fused_weighted_batch_norm`, in the

@@ -15,7 +15,6 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional
 
-from sk_reweight._batchnorm import weighted_batch_norm
 from sk_reweight._data import TensorDataset
 from sk_reweight._engine import weighted_mean_loss
 from sk_reweight._policies import TrainingStep
@@ -462,31 +461,6 @@ def test_last_layer_probe_rejects_modules_with_a_transformed_output():
         probe.gradients(X, module(X), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"nn\.Linear"):
         GradientProbe("last_layer", nn.Sequential(nn.Flatten()))
-
-
-# ------------------------------------------------------- weighted batch norm
-
-
-def test_weighted_batch_norm_equals_batch_norm_of_repeated_examples():
-    X = torch.randn(4, 3, 5, 5)
-    repeats = torch.tensor([1, 3, 2, 1])
-    repeated = X.repeat_interleave(repeats, dim=0)
-    weight, bias = torch.rand(3), torch.rand(3)
-    expected = functional.batch_norm(repeated, None, None, weight, bias, training=True)
-    out = weighted_batch_norm(X, repeats.float(), None, None, weight, bias, 0.1, 1e-5)
-    first_copies = torch.stack([chunk[0] for chunk in expected.split(repeats.tolist())])
-    torch.testing.assert_close(out, first_copies, rtol=1e-4, atol=1e-5)
-
-
-def test_weighted_batch_norm_with_equal_weights_is_batch_norm():
-    X = torch.randn(6, 2, 3, 3)
-    running = (torch.zeros(2), torch.ones(2))
-    expected_running = (torch.zeros(2), torch.ones(2))
-    out = weighted_batch_norm(X, torch.full((6,), 0.3), *running, None, None, 0.1, 1e-5)
-    expected = functional.batch_norm(X, *expected_running, training=True, momentum=0.1, eps=1e-5)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(running[0], expected_running[0])
-    torch.testing.assert_close(running[1], expected_running[1])
 
 
 def test_diverged_training_stops_sampling_with_a_clear_error():

@@ -183,10 +183,10 @@ SHARED_PARAMETERS_DOC = """\
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
         and the policy start over, and ``history_`` is extended. ``lr``,
-        ``batch_size``, ``max_epochs``, ``lr_schedule`` and the policy's own
-        parameters take their new values; the network, optimizer, device
-        (unless moved by :meth:`to_device`) and callbacks stay those of the
-        first fit.
+        ``batch_size``, ``max_epochs``, ``lr_schedule``, ``augmentation`` and
+        the policy's own parameters take their new values; the network,
+        optimizer, device (unless moved by :meth:`to_device`) and callbacks
+        stay those of the first fit.
 """
 
 SHARED_ATTRIBUTES_DOC = """\

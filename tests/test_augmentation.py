@@ -320,3 +320,13 @@ def test_augmentation_draws_on_the_gpu(digit_images):
     assert augmented.shape == X.shape
     model = ERMClassifier(max_epochs=1, device="cuda", random_state=0, augmentation="crop")
     assert model.fit(*digit_images).score(*digit_images) > 0
+
+
+def test_a_warm_start_fit_takes_the_new_augmentation(digit_images):
+    X, y = digit_images
+    model = ERMClassifier(**QUICK, warm_start=True).fit(X, y)
+    model.set_params(augmentation="crop").fit(X, y)
+    assert model.net_.augmentation == "crop"
+    assert model.n_iter_ == 4
+    model.set_params(augmentation=None).fit(X, y)
+    assert model.net_.augmentation is None

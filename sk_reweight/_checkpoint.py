@@ -50,18 +50,19 @@ class TrainingCheckpoint(Callback):
     moment leaves a complete checkpoint): the network's weights, the
     optimizer's state, the history, the minibatch policy's progress (which
     drives the learning-rate schedule and the end of training) and random
-    generators, torch's global random state (dropout) and the state of early
-    stopping. When ``fit`` starts and the file exists, training continues
-    from it instead of from the start, and runs only the epochs that remain:
-    a killed fit, run again with the same data and parameters, loses at most
-    ``every`` epochs and, on the CPU, ends with the same network, bit for bit,
-    as a fit that was never interrupted. :class:`RAISClassifier` also saves
-    its per-example norm histories, (PT) records, uncertainty set, gain
-    estimate and the (PT) solve in flight (waited for at the checkpoint), so
-    that its resumed fit samples as the uninterrupted one would. The fitted
-    state of other callbacks (e.g. :class:`~skorch.callbacks.EpochScoring`'s
-    best score) is not saved; put this callback after those whose records the
-    checkpointed history should hold.
+    generators, the generator of the ``augmentation``, torch's global random
+    state (dropout) and the state of early stopping. When ``fit`` starts and
+    the file exists, training continues from it instead of from the start, and
+    runs only the epochs that remain: a killed fit, run again with the same
+    data and parameters, loses at most ``every`` epochs and, on the CPU, ends
+    with the same network, bit for bit, as a fit that was never interrupted.
+    :class:`RAISClassifier` also saves its per-example norm histories, (PT)
+    records, uncertainty set, gain estimate and the (PT) solve in flight
+    (waited for at the checkpoint), so that its resumed fit samples as the
+    uninterrupted one would. The fitted state of other callbacks (e.g.
+    :class:`~skorch.callbacks.EpochScoring`'s best score) is not saved; put
+    this callback after those whose records the checkpointed history should
+    hold.
 
     The file is read with ``torch.load(weights_only=True)``, which accepts
     tensors and plain Python values only. The checkpoint is kept when the fit
@@ -119,6 +120,7 @@ class TrainingCheckpoint(Callback):
             "optimizer": net.optimizer_.state_dict(),
             "history": json.dumps(list(net.history), default=_plain),
             "policy": net.policy.checkpoint_state(),
+            "augmentation_rng": _generator_state(net.augmentation_generator),
             "torch_rng": torch.random.get_rng_state(),
             "cuda_rng": [torch.cuda.get_rng_state(device) for device in devices],
             "early_stopping": [
@@ -139,11 +141,17 @@ class TrainingCheckpoint(Callback):
         net.optimizer_.load_state_dict(state["optimizer"])
         net.history = History(json.loads(state["history"]))
         net.policy.resume(state["policy"])
+        if net.augmentation_generator is not None and state.get("augmentation_rng") is not None:
+            net.augmentation_generator.set_state(state["augmentation_rng"])
         torch.random.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.device(net.device).type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"][0], net.device)
         for callback, saved in zip(_early_stoppings(net), state["early_stopping"], strict=False):
             callback.__dict__.update(saved)
+
+
+def _generator_state(generator: torch.Generator | None) -> torch.Tensor | None:
+    return None if generator is None else generator.get_state()
 
 
 def _early_stoppings(net: Any) -> list[EarlyStopping]:

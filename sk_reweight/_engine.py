@@ -22,6 +22,7 @@ from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import BatchScoring, EpochTimer, PassthroughScoring, PrintLog
 from torch import Tensor, nn
 
+from ._augmentation import augment
 from ._batchnorm import WeightedBatchNorm2d, example_weights
 from ._data import Batch, TensorBatches, TensorDataset
 from ._policies import MinibatchPolicy, TrainingStep
@@ -180,6 +181,12 @@ class ReweightingNet(NeuralNetClassifier):
         ``'fp16'`` a :class:`torch.amp.GradScaler` scales the loss against
         underflowing gradients; callbacks see unscaled gradients.
         Prediction and validation run in float32.
+    augmentation : {None, 'crop', 'crop_flip'}
+        Augmentation of every training minibatch of images, before the
+        forward pass (:func:`~sk_reweight._augmentation.augment`), drawn from
+        :attr:`augmentation_generator`, which the caller sets before training
+        and which is dropped when training ends. Prediction and validation
+        see the images as they are.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -191,6 +198,7 @@ class ReweightingNet(NeuralNetClassifier):
         policy: MinibatchPolicy,
         lr_schedule: LRSchedule = constant_schedule,
         precision: str = "fp32",
+        augmentation: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -199,6 +207,8 @@ class ReweightingNet(NeuralNetClassifier):
         self.policy = policy
         self.lr_schedule = lr_schedule
         self.precision = precision
+        self.augmentation = augmentation
+        self.augmentation_generator: torch.Generator | None = None
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
@@ -343,6 +353,7 @@ class ReweightingNet(NeuralNetClassifier):
 
     def on_train_end(self, net: NeuralNet, **kwargs):
         self.policy.end_training()
+        self.augmentation_generator = None
         super().on_train_end(net, **kwargs)
 
     def on_epoch_begin(self, net: NeuralNet, **kwargs):
@@ -369,6 +380,8 @@ class ReweightingNet(NeuralNetClassifier):
         if not self.module_.training:
             self._set_training(True)
         X, (y, sample_weight, indices) = batch
+        if self.augmentation is not None:
+            X = augment(X, self.augmentation, self.augmentation_generator)
         importance = self.policy.sampling_weights()
         autocast = PRECISIONS[self.precision]
         with (

@@ -212,7 +212,7 @@ def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys)
     assert "| method | final loss | test acc | test log-loss | epochs run |" in summary
     assert "- held-out accuracy at equal time (method - uniform SGD's frontier): " in summary
     # Breast cancer trains in hundredths of a second: no timing is claimed.
-    assert "**too short to time**" in summary
+    assert "**within noise (too short to time)**" in summary
     assert "| seed | budget | seconds | test_accuracy | uniform_accuracy |" in summary
     assert_valid_png(tmp_path / "speed.png")
     assert_valid_png(tmp_path / "frontier.png")

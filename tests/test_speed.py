@@ -197,7 +197,8 @@ def test_within_noise_compares_the_median_with_the_seeds_spread():
     assert assessment.ahead == 1
     assert assess([0.5, 0.52, 0.48], [0, 1, 2], 1.0, False, False).verdict == "ahead"
     assert assess([1.5, 1.52, 1.48], [0, 1, 2], 1.0, False, False).verdict == "behind"
-    assert assess([0.5, 0.52, 0.48], [0, 1, 2], 1.0, False, True).verdict == "too short to time"
+    too_short = assess([0.5, 0.52, 0.48], [0, 1, 2], 1.0, False, too_short=True)
+    assert too_short.verdict == "within noise (too short to time)"
     assert assess([0.5], [0], 1.0, False, False).verdict == "one seed: no spread"
     never = assess([math.nan, math.nan, 0.5], [0, 1, 2], 1.0, False, False)
     assert (never.verdict, never.never, never.median) == ("never reached", 2, 0.5)

@@ -110,7 +110,7 @@ class RaisDemo:
     the fractions ``budgets`` of them for the equal-time frontier.
     """
 
-    n_samples: int = 20_000
+    n_samples: int = 16_000
     n_features: int = 30
     n_informative: int = 10
     n_classes: int = 4

@@ -645,9 +645,9 @@ class Assessment:
     that are NaN (a target never reached). ``verdict`` is one of:
 
     - ``'never reached'``: more than half of the values are NaN;
-    - ``'too short to time'``: the measure involves time, and a run of the
-      full budget (of either contender, any seed) took under
-      :data:`MIN_TIMED_SECONDS`;
+    - ``'within noise (too short to time)'``: a run of the full budget (of
+      either contender, any seed) took under :data:`MIN_TIMED_SECONDS`, so
+      no difference in time is claimed (every measure here involves time);
     - ``'one seed: no spread'``: fewer than two seeds have a value;
     - ``'within noise'``: ``|median - reference|`` is at most ``spread``;
     - ``'ahead'`` or ``'behind'``: the method is better, or worse, than the
@@ -697,7 +697,7 @@ def assess(
     if never > len(frame) / 2:
         verdict = "never reached"
     elif too_short:
-        verdict = "too short to time"
+        verdict = "within noise (too short to time)"
     elif len(per_seed) < 2:
         verdict = "one seed: no spread"
     elif abs(median - reference) <= spread:
@@ -969,8 +969,8 @@ def _finish_speed(
             "Medians over seeds (equal time: over budgets and seeds); in parentheses the "
             "range, the points on the method's side, and the seeds' spread (standard "
             "deviation of the per-seed medians). **within noise**: the median differs from "
-            "no difference (1x, 0 pp) by at most the seeds' spread; **too short to time**: a "
-            f"full-budget run took under {MIN_TIMED_SECONDS:g} s.",
+            "no difference (1x, 0 pp) by at most the seeds' spread; **within noise (too short "
+            f"to time)**: a full-budget run took under {MIN_TIMED_SECONDS:g} s.",
             "\n".join(
                 f"- {measure}: {text}"
                 for measure, text in assessments(speed, points, label).items()

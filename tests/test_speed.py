@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, log_loss
 
 from sk_reweight import ERMClassifier
@@ -166,6 +168,25 @@ def test_accuracy_at_equal_time_by_hand():
     # 90 % is beyond every budget of seed 0: its longest run's 4 s, a lower bound.
     assert points["uniform_reaches"].tolist() == [True, True, False, True]
     assert points["uniform_time_ratio"].tolist() == pytest.approx([2.4, 1.2, 0.8, 1.0])
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0.01, 100), st.floats(0.0, 1.0)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda point: point[0],
+    ),
+    st.data(),
+)
+def test_a_method_run_equal_to_a_uniform_run_is_at_equal_time(frontier, data):
+    seconds, accuracy = data.draw(st.sampled_from(frontier))
+    runs = [(0, BASELINE_NAME, k + 1, t, a) for k, (t, a) in enumerate(frontier)]
+    points = equal_time(_results([*runs, (0, "m", 1, seconds, accuracy)]), "m")
+    assert points["accuracy_difference_pp"].tolist() == pytest.approx([0.0], abs=1e-9)
+    assert points["position"].tolist() == ["inside"]
+    # Uniform SGD reaches that accuracy on its frontier at that run at the latest.
+    assert points["uniform_time_ratio"].iloc[0] <= 1 + 1e-9
 
 
 def test_race_results_measure_every_run_against_the_full_uniform_run():

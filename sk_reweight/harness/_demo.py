@@ -153,7 +153,7 @@ class RaisDemo:
 
 
 RAIS_DEMO = RaisDemo()
-"""The settings ``sk-reweight demo`` runs (about 45 s of CPU time on one core)."""
+"""The settings ``sk-reweight demo`` runs (about 48 s of CPU time on one core)."""
 
 
 @contextmanager

@@ -54,6 +54,13 @@ def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch)
         (["speed", "--method", "hgb"], "unknown method hgb; choose from rais, rgd, erm"),
         (["speed", "--param", "refresh=2"], "unknown rais parameter(s) refresh; choose from"),
         (["speed", "--param", "refresh_interval"], "expected NAME=VALUE, got 'refresh_interval'"),
+        (["speed", "--budgets", "0.5", "0"], "must be a fraction in (0, 1], got 0"),
+        (["speed", "--budgets", "2"], "must be a fraction in (0, 1], got 2"),
+        (
+            ["speed", "--shared-param", "refresh_interval=2"],
+            "unknown shared parameter(s) of rais and uniform SGD (erm) refresh_interval",
+        ),
+        (["speed", "--shared-param", "lr"], "expected NAME=VALUE, got 'lr'"),
         (["bench", "--n-jobs", "0"], "must be a positive integer, got 0"),
         (
             ["bench", "--n-jobs", "2", "--scheduler", "tcp://localhost:8786"],
@@ -179,32 +186,81 @@ def test_speed_compares_a_method_with_uniform_sgd(tmp_path, monkeypatch, capsys)
     assert main(argv) == 0
     assert "speed: 100%" in capsys.readouterr().err  # the progress bar
     speed = pd.read_csv(tmp_path / "speed.csv")
-    methods = ["uniform SGD", "rgd (sgd)", "uniform SGD, method's epochs"]
-    assert speed["seed"].tolist() == [0, 0, 0, 1, 1, 1]
-    assert speed["method"].tolist() == methods * 2
-    assert np.allclose(speed["speedup"], speed["baseline_seconds"] / speed["seconds_to_target"])
+    # Default budgets 1/4, 1/2, 3/4, 1 of 3 epochs: 1, 2, 3; seed 1 runs the method first.
+    pair = ["uniform SGD", "rgd (sgd)"]
+    assert speed["seed"].tolist() == [0] * 6 + [1] * 6
+    assert speed["method"].tolist() == pair * 3 + pair[::-1] * 3
+    assert speed["budget"].tolist() == [1, 1, 2, 2, 3, 3] * 2
+    assert (speed["epochs_run"] == speed["budget"]).all()
+    speedup = speed["baseline_seconds"] / speed["seconds_to_target"]
+    assert np.allclose(speed["speedup"], speedup, equal_nan=True)
     curves = pd.read_csv(tmp_path / "curves.csv")
-    runs = curves.groupby(["method", "seed"]).size()
-    assert set(curves["method"]) == set(methods)
-    # The compressed baseline runs as many epochs as the method did (here all of them).
-    assert (runs["uniform SGD, method's epochs"] == runs["rgd (sgd)"]).all()
-    last = curves.groupby(["seed", "method"], sort=False)["train_loss"].last()
-    assert np.allclose(speed.set_index(["seed", "method"])["final_loss"], last)
-    final = curves[curves["epoch"] == 3].set_index(["method", "seed"])["train_loss"]
-    assert np.allclose(speed["target_loss"], np.repeat(final["uniform SGD"].to_numpy(), 3))
+    assert curves["test_accuracy"].between(0, 1).all()
+    assert (curves["test_log_loss"] > 0).all()
+    last = curves.groupby(["seed", "method", "budget"], sort=False)[
+        ["train_loss", "test_accuracy"]
+    ].last()
+    by_run = speed.set_index(["seed", "method", "budget"])
+    assert np.allclose(by_run["final_loss"], last["train_loss"])
+    assert np.allclose(by_run["test_accuracy"], last["test_accuracy"])
+    full = curves[(curves["epoch"] == 3) & (curves["method"] == "uniform SGD")]
+    assert np.allclose(speed["target_loss"], np.repeat(full["train_loss"].to_numpy(), 6))
+    frontier = pd.read_csv(tmp_path / "frontier.csv")
+    assert frontier[["seed", "budget"]].values.tolist() == [[0, 1], [0, 2], [0, 3],
+                                                            [1, 1], [1, 2], [1, 3]]  # fmt: skip
     summary = (tmp_path / "summary.md").read_text()
-    assert "| method | final loss | test acc | epochs run |" in summary
-    assert "| seed | final_loss | target_loss |" in summary
+    assert "| method | final loss | test acc | test log-loss | epochs run |" in summary
+    assert "- held-out accuracy at equal time (method - uniform SGD's frontier): " in summary
+    # Breast cancer trains in hundredths of a second: no timing is claimed.
+    assert "**within noise (too short to time)**" in summary
+    assert "| seed | budget | seconds | test_accuracy | uniform_accuracy |" in summary
     assert_valid_png(tmp_path / "speed.png")
+    assert_valid_png(tmp_path / "frontier.png")
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["arguments"]["method"] == "rgd"
+    assert config["budget_epochs"] == [1, 2, 3]
     assert config["training_seed"].startswith("1000 * seed")
+
+
+def test_speed_warms_up_before_timing_and_records_only_the_timed_runs(tmp_path, monkeypatch):
+    from sk_reweight.harness import _speed
+
+    fake_datasets.install(monkeypatch)
+    calls = []
+    fit_curve = _speed.fit_curve
+
+    def recording_fit(split, method, parameters, *args, **kwargs):
+        calls.append((len(split.y_train), method, parameters))
+        return fit_curve(split, method, parameters, *args, **kwargs)
+
+    monkeypatch.setattr(_speed, "fit_curve", recording_fit)
+    argv = ["speed", "--dataset", "breast_cancer", "--max-epochs", "4", "--hidden", "16",
+            "--budgets", "0.5", "--shared-param", "batch_size=32",
+            "--param", "refresh_interval=4", "--output", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    # The warm-up: both contenders, two epochs, on the first rows of seed 0's 455.
+    assert [(rows, method, p["max_epochs"]) for rows, method, p in calls[:2]] == [
+        (455, "erm", 2), (455, "rais", 2)
+    ]  # fmt: skip
+    timed = [(method, p["max_epochs"]) for _, method, p in calls[2:]]
+    assert timed == [("erm", 2), ("rais", 2), ("erm", 4), ("rais", 4)]
+    # The shared parameter reaches both contenders, the method's own only the method.
+    assert all(p["batch_size"] == 32 for _, _, p in calls)
+    assert [p.get("refresh_interval") for _, _, p in calls[2:]] == [None, 4, None, 4]
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves.groupby(["method", "budget"]).size().to_dict() == {
+        ("rais (sgd)", 2): 2, ("rais (sgd)", 4): 4, ("uniform SGD", 2): 2, ("uniform SGD", 4): 4
+    }  # fmt: skip
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["arguments"]["shared_parameters"] == {"batch_size": 32}
+    assert config["arguments"]["budgets"] == [0.5]
+    assert "shared parameters {'batch_size': 32}" in (tmp_path / "summary.md").read_text()
 
 
 def test_speed_measures_the_full_loss_of_an_mlp_on_flattened_images(tmp_path, monkeypatch):
     fake_datasets.install(monkeypatch)
     argv = ["speed", "--dataset", "digits_images", "--max-epochs", "2", "--hidden", "16",
-            "--full-loss", "--flatten", "--param", "refresh_interval=4",
+            "--full-loss", "--flatten", "--param", "refresh_interval=4", "--budgets", "1",
             "--param", "solver=cvxpy", "--output", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     curves = pd.read_csv(tmp_path / "curves.csv")

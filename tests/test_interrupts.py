@@ -162,16 +162,16 @@ def test_ctrl_c_during_bench_keeps_the_finished_folds_and_exits_130(tmp_path):
 def test_ctrl_c_during_speed_keeps_the_finished_seeds_and_exits_130(tmp_path):
     command = [
         *(sys.executable, "-m", "sk_reweight", "speed", "--dataset", "digits"),
-        *("--method", "erm", "--seeds", "2", "--max-epochs", "100"),
+        *("--method", "erm", "--seeds", "2", "--max-epochs", "100", "--budgets", "1"),
         *("--output", str(tmp_path)),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     progress = ""
-    while " 3/6 " not in progress:  # the first seed's three fits are done
+    while " 2/4 " not in progress:  # the first seed's two fits are done
         character = process.stderr.read(1)
         assert character, process.communicate()
         progress += character
-    time.sleep(0.5)  # the seed is recorded; the fourth fit trains
+    time.sleep(0.5)  # the seed is recorded; the third fit trains
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

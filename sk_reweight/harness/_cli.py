@@ -26,6 +26,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
+
 def _parameter(text: str) -> tuple[str, Any]:
     """``NAME=VALUE``, VALUE read as a Python literal (number, tuple, None) or else a string."""
     name, separator, value = text.partition("=")
@@ -94,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="ERM vs RGD cross-validated on scikit-learn's bundled data, then RAIS vs uniform "
-        "SGD on generated data: epochs, epochs equivalent, seconds, loss (no download)",
+        "SGD on generated data: time to uniform SGD's final training and held-out losses, "
+        "held-out accuracy at equal time (no download)",
     )
     demo.add_argument("--folds", type=int, default=5, help="folds per repetition (default 5)")
     demo.add_argument("--repeats", type=int, default=2, help="repetitions of the CV (default 2)")
@@ -149,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     speed = commands.add_parser(
         "speed",
-        help="time-to-target of a method (default rais) against uniform SGD on one dataset",
+        help="a method (default rais) against uniform SGD on one dataset, on a clock: "
+        "time-to-target and held-out accuracy at equal time",
     )
     speed.add_argument("--dataset", default="digits", help="dataset name (default digits)")
     speed.add_argument("--method", default="rais", help="rais (default), rgd or erm")
@@ -182,6 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a further parameter of the method's classifier, e.g. refresh_interval=1 or "
         "solver=cvxpy (repeatable; VALUE is read as a Python literal, else as a string)",
+    )
+    speed.add_argument(
+        "--shared-param",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further parameter of both the method's classifier and uniform SGD's, e.g. "
+        "augmentation=crop (repeatable, read as --param; --param wins for the method)",
+    )
+    speed.add_argument(
+        "--budgets",
+        type=_fraction,
+        nargs="+",
+        default=[0.25, 0.5, 0.75, 1.0],
+        metavar="FRACTION",
+        help="fractions of the epochs given to both methods for the equal-time frontier, "
+        "each with its schedule compressed to them; all epochs (1) always run "
+        "(default 0.25 0.5 0.75 1)",
     )
     _add_common(speed)
     return parser
@@ -217,6 +245,13 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             f"{args.method} parameter(s)",
             [name for name, _ in args.param],
             known_parameters,
+        )
+        shared = sorted(set(known_parameters) & set(SPEED_METHODS["erm"]().get_params()))
+        _check_names(
+            parser,
+            f"shared parameter(s) of {args.method} and uniform SGD (erm)",
+            [name for name, _ in args.shared_param],
+            shared,
         )
 
 
@@ -289,6 +324,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         data_home=args.data_home,
         full_loss=args.full_loss,
         flatten=args.flatten,
+        budgets=tuple(args.budgets),
         method_parameters=dict(args.param),
+        shared_parameters=dict(args.shared_param),
     )
     return run_speed(speed, output, argv)

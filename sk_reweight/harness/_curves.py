@@ -2,7 +2,10 @@
 
 The package's classifiers and plain skorch record a per-epoch ``history``;
 scikit-learn's MLPClassifier records only ``loss_curve_``. This module turns
-either into one table, and measures how long one curve takes to reach a loss.
+either into one table, measures how long one curve takes to reach a target,
+and compares a run with the *equal-time frontier* of uniform SGD: the
+held-out accuracy uniform SGD reaches against its training seconds when it is
+given budgets of fewer epochs (its schedule compressed to each).
 """
 
 from __future__ import annotations
@@ -75,7 +78,9 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
     )
 
 
-def time_to_target(x: ArrayLike, loss: ArrayLike, target: float) -> float:
+def time_to_target(
+    x: ArrayLike, loss: ArrayLike, target: float, higher_is_better: bool = False
+) -> float:
     """First ``x`` at which a loss curve reaches ``target``, interpolated linearly.
 
     Parameters
@@ -86,6 +91,9 @@ def time_to_target(x: ArrayLike, loss: ArrayLike, target: float) -> float:
         Loss at each point.
     target : float
         Loss to reach.
+    higher_is_better : bool, default=False
+        The curve is a score (accuracy) that reaches ``target`` from below;
+        the same rule is applied to ``-loss`` and ``-target``.
 
     Returns
     -------
@@ -95,6 +103,8 @@ def time_to_target(x: ArrayLike, loss: ArrayLike, target: float) -> float:
         at or below it; NaN if the curve never reaches it.
     """
     x, loss = np.asarray(x, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    if higher_is_better:
+        loss, target = -loss, -target
     reached = np.flatnonzero(loss <= target)
     if reached.size == 0:
         return float("nan")
@@ -103,3 +113,77 @@ def time_to_target(x: ArrayLike, loss: ArrayLike, target: float) -> float:
         return float(x[0])
     fraction = (loss[i - 1] - target) / (loss[i - 1] - loss[i])
     return float(x[i - 1] + fraction * (x[i] - x[i - 1]))
+
+
+FRONTIER_POSITIONS = ("below", "inside", "above")
+"""Where a run's seconds fall relative to the frontier's time range (:func:`frontier_position`)."""
+
+
+def _sorted_frontier(seconds: ArrayLike, accuracy: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    seconds, accuracy = np.asarray(seconds, dtype=np.float64), np.asarray(accuracy, np.float64)
+    if seconds.ndim != 1 or seconds.shape != accuracy.shape or seconds.size == 0:
+        raise ValueError(
+            "a frontier needs one accuracy per run's seconds (two 1-D arrays of one length, "
+            f"not empty); got shapes {seconds.shape} and {accuracy.shape}"
+        )
+    order = np.argsort(seconds, kind="stable")
+    return seconds[order], accuracy[order]
+
+
+def frontier_accuracy(seconds: ArrayLike, accuracy: ArrayLike, at_seconds: float) -> float:
+    r"""Uniform SGD's held-out accuracy at ``at_seconds`` on its equal-time frontier.
+
+    The frontier is the piecewise-linear curve through the points
+    ``(seconds[k], accuracy[k])``, one per training budget (uniform SGD run
+    with its schedule compressed to ``k`` of the epochs), sorted by seconds.
+    Between two points the accuracy is interpolated linearly in seconds,
+
+    .. math:: a(t) = a_k + \frac{t - t_k}{t_{k+1} - t_k} (a_{k+1} - a_k),
+              \quad t_k \le t \le t_{k+1};
+
+    outside ``[t_min, t_max]`` it is clamped to the nearest end's accuracy
+    (:func:`frontier_position` says when).
+
+    Parameters
+    ----------
+    seconds, accuracy : array-like of shape (n_budgets,)
+        Training seconds and held-out accuracy of uniform SGD's runs.
+    at_seconds : float
+        Where to read the frontier (another run's training seconds).
+
+    Returns
+    -------
+    accuracy : float
+    """
+    seconds, accuracy = _sorted_frontier(seconds, accuracy)
+    return float(np.interp(at_seconds, seconds, accuracy))
+
+
+def frontier_position(seconds: ArrayLike, at_seconds: float) -> str:
+    """``'below'``, ``'inside'`` or ``'above'`` the frontier's time range ``[t_min, t_max]``.
+
+    Below, the frontier's value (its shortest run's accuracy) had more time
+    than the compared run: the comparison is conservative for that run.
+    Above, it had less: uniform SGD might have done better with more epochs,
+    and the comparison favours the run.
+    """
+    seconds = np.asarray(seconds, dtype=np.float64)
+    if at_seconds < seconds.min():
+        return "below"
+    if at_seconds > seconds.max():
+        return "above"
+    return "inside"
+
+
+def frontier_seconds_to_accuracy(
+    seconds: ArrayLike, accuracy: ArrayLike, target_accuracy: float
+) -> float:
+    """Seconds uniform SGD needs, on its frontier, to reach ``target_accuracy``.
+
+    :func:`time_to_target` of the frontier (sorted by seconds) with
+    ``higher_is_better``: the first crossing of ``target_accuracy``,
+    interpolated linearly; the shortest run's seconds when that run already
+    reaches it (an upper bound); NaN when no budget reaches it.
+    """
+    seconds, accuracy = _sorted_frontier(seconds, accuracy)
+    return time_to_target(seconds, accuracy, target_accuracy, higher_is_better=True)

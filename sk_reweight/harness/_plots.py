@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,28 +60,83 @@ def plot_scores(results: pd.DataFrame, path: Path, metric: str = "accuracy") -> 
     figure.savefig(path, dpi=100)
 
 
-def plot_learning_curves(
-    curves: pd.DataFrame, path: Path, title: str, loss: str = "train_loss"
-) -> None:
-    """Training loss against epochs, epochs equivalent and seconds, one line per method.
+CURVE_LABELS = {
+    "train_loss": "training loss (minibatches)",
+    "full_train_loss": "full training loss",
+    "test_log_loss": "held-out log-loss",
+    "test_accuracy": "held-out accuracy",
+}
+LOG_SCALED = {"train_loss", "full_train_loss", "test_log_loss"}
+"""Curve columns plotted on a log scale (losses); the others (accuracies) are linear."""
 
-    Each line is the mean over folds (or seeds) at each epoch; the x positions
-    of the latter two axes are averaged the same way. ``loss`` is the curves'
-    column plotted (``'train_loss'`` or the full training loss).
+
+def plot_learning_curves(
+    curves: pd.DataFrame, path: Path, title: str, columns: Sequence[str] = ("train_loss",)
+) -> None:
+    """Curve columns against epochs, epochs equivalent and seconds, one line per method.
+
+    One row of panels per column of ``columns`` (``'train_loss'``, the full
+    training loss, the held-out log-loss or accuracy). Each line is the mean
+    over folds (or seeds) at each epoch; the x positions of the latter two
+    axes are averaged the same way.
     """
-    figure = Figure(figsize=(13, 4))
-    axes = figure.subplots(1, len(CURVE_AXES))
+    figure = Figure(figsize=(13, 3.6 * len(columns)))
+    axes = figure.subplots(len(columns), len(CURVE_AXES), squeeze=False)
     for method, frame in curves.groupby("method", sort=False):
-        mean = frame.groupby("epoch")[["epochs_equivalent", "seconds", loss]].mean()
+        mean = frame.groupby("epoch")[["epochs_equivalent", "seconds", *columns]].mean()
         mean = mean.reset_index()
-        for ax, column in zip(axes, CURVE_AXES, strict=True):
-            ax.plot(mean[column], mean[loss], label=method)
-    for ax, label in zip(axes, CURVE_AXES.values(), strict=True):
-        ax.set_xlabel(label)
-        ax.set_ylabel("training loss" if loss == "train_loss" else loss.replace("_", " "))
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
+        for row, column in zip(axes, columns, strict=True):
+            for ax, x in zip(row, CURVE_AXES, strict=True):
+                ax.plot(mean[x], mean[column], label=method)
+    for row, column in zip(axes, columns, strict=True):
+        for ax, label in zip(row, CURVE_AXES.values(), strict=True):
+            ax.set_xlabel(label)
+            ax.set_ylabel(CURVE_LABELS.get(column, column.replace("_", " ")))
+            if column in LOG_SCALED:
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize="small")
     figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def plot_frontier(results: pd.DataFrame, path: Path, title: str) -> None:
+    """Held-out accuracy against training seconds: every run, both methods, one line per seed.
+
+    ``results`` has one row per run (``method``, ``seed``, ``budget``,
+    ``seconds``, ``test_accuracy``; ``speed``'s ``race_results``). Each
+    method's runs of one seed are joined in order of their budgets (labelled,
+    in epochs); uniform SGD's line is its equal-time frontier.
+    """
+    figure = Figure(figsize=(8, 5.5))
+    ax = figure.subplots()
+    markers = "os^vDP"
+    for index, (method, runs) in enumerate(results.groupby("method", sort=False)):
+        color = f"C{index}"
+        for line, (seed, seed_runs) in enumerate(runs.groupby("seed")):
+            seed_runs = seed_runs.sort_values("budget")
+            ax.plot(
+                seed_runs["seconds"],
+                100 * seed_runs["test_accuracy"],
+                marker=markers[seed % len(markers)],
+                color=color,
+                alpha=0.8,
+                label=f"{method}, seed {seed}",
+            )
+            for run in seed_runs.itertuples():
+                ax.annotate(
+                    f"{run.budget}",
+                    (run.seconds, 100 * run.test_accuracy),
+                    textcoords="offset points",
+                    xytext=(4, -10 if line % 2 else 4),
+                    fontsize="x-small",
+                    color=color,
+                )
+    ax.set_xlabel("wall-clock seconds (training)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", title="labels: budget in epochs", title_fontsize="small")
+    ax.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

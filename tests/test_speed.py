@@ -26,7 +26,6 @@ from sk_reweight.harness._speed import (
     TrainTestSplit,
     WeightsPerEpoch,
     accuracy_and_log_loss,
-    assess,
     budget_epochs,
     equal_time,
     fit_curve,
@@ -34,6 +33,7 @@ from sk_reweight.harness._speed import (
     speed_summary,
     too_short_to_time,
 )
+from sk_reweight.harness._verdicts import assess
 
 
 def _curve(losses, epoch_seconds, **columns):

@@ -2,10 +2,11 @@
 Images with the default convolutional network
 =============================================
 
-Inputs shaped ``(n, H, W)`` or ``(n, C, H, W)`` get a small CNN when
-``module=None``: two 3x3 convolution blocks with (weighted) batch
-normalisation, global average pooling and the dense head given by
-``hidden_layer_sizes`` (:func:`~sk_reweight.default_module`). Here on
+Inputs shaped ``(n, H, W)`` or ``(n, C, H, W)`` get a compact VGG-style CNN
+when ``module=None``: three 3x3 convolution blocks with (weighted) batch
+normalisation, a 2x2 max-pool after each of the first two, the feature maps
+flattened into the dense head given by ``hidden_layer_sizes``
+(:func:`~sk_reweight.default_module`). Here on
 scikit-learn's 8x8 digits as images
 (:func:`~sk_reweight.datasets.load_digits_images`, bundled), trained by ERM
 and by RGD with the same seed.

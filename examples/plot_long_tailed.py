@@ -74,6 +74,6 @@ fig.tight_layout()
 
 # %%
 # The measured suite (:doc:`/benchmarks`) found RGD's balanced test accuracy
-# on this data set within noise of ERM's (+0.07 pp), with a small CNN and an
-# untuned ``tau``; class weighting is the stronger lever against an induced
-# imbalance.
+# on this data set within noise of ERM's (+0.07 pp), with the former default
+# network ``SmallCNN`` and an untuned ``tau``; class weighting is the stronger
+# lever against an induced imbalance.

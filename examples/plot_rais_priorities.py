@@ -2,8 +2,8 @@
 Which examples RAIS prioritises
 ===============================
 
-Trains RAISClassifier on scikit-learn's digits (8x8 images, default small CNN
-with weighted batch normalisation) and shows, as in Figure 1 of the RAIS paper,
+Trains RAISClassifier on scikit-learn's digits (8x8 images, default CNN with
+weighted batch normalisation) and shows, as in Figure 1 of the RAIS paper,
 the training images it samples least and most often at the end of training
 (``sampling_probabilities()``), with their label and the network's most likely
 other class. Below, how uneven the distribution is, and the effective sample

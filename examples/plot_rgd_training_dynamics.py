@@ -3,7 +3,7 @@ RGD's weights during training
 =============================
 
 Trains ERM and RGD on scikit-learn's digits (8x8 images, with the default
-small CNN), with the same seed, and plots per epoch the training loss of both
+CNN), with the same seed, and plots per epoch the training loss of both
 and RGD's weight statistics from ``history_``: as the network learns, most
 examples become easy and their weights fall towards 1, while the hardest
 examples keep the cap ``exp(tau / (tau + 1))``.

@@ -51,8 +51,9 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 SHARED_PARAMETERS_DOC = """\
     module : None, torch.nn.Module or callable, default=None
         The network; it must return one logit per class. ``None`` picks a
-        default from the input: an MLP for 2-D ``X``, a small CNN (two
-        convolution blocks with batch normalisation) for images shaped
+        default from the input: an MLP for 2-D ``X``, a compact VGG-style CNN
+        (three 3x3 convolution blocks with batch normalisation, two max-pools,
+        the feature maps flattened into the dense head) for images shaped
         ``(n, H, W)`` or ``(n, C, H, W)``. A module instance is deep-copied and
         its layers re-initialised under ``random_state`` at every fit. A
         callable (e.g. a module class) is called as
@@ -61,7 +62,7 @@ SHARED_PARAMETERS_DOC = """\
 
     hidden_layer_sizes : array-like of int, default=(100,)
         Widths of the hidden dense layers of the default network (for the CNN,
-        of its head after global pooling).
+        of its head after the flattened feature maps).
 
     dropout : float in [0, 1), default=0.0
         Dropout probability after every hidden dense layer of the default

@@ -1,4 +1,4 @@
-"""Default networks: a multilayer perceptron for tables, a small CNN for images.
+"""Default networks: a multilayer perceptron for tables, a compact VGG-style CNN for images.
 
 Both output unnormalised class scores (logits); the engine applies the
 cross-entropy loss and prediction applies the softmax.
@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ._batchnorm import WeightedBatchNorm2d
+
+HEAD_GRID = 7
+"""Largest side of the feature maps that :class:`CompactVGG` flattens into its head."""
 
 
 def _dense_stack(
@@ -58,13 +61,31 @@ class MLP(nn.Module):
         return self.output(self.hidden(X))
 
 
-class SmallCNN(nn.Module):
-    """Two 3x3 convolution blocks with batch normalisation, global pooling and a dense head.
+def _pooled_side(side: int) -> int:
+    """A side's length after a 2x2 max-pool that keeps a partial last window (``ceil_mode``)."""
+    return -(-side // 2)
 
-    ``conv(32) -> BN -> ReLU -> [max-pool] -> conv(64) -> BN -> ReLU ->
-    global average pool -> hidden dense layers -> logits``. The max-pool is
-    used only when both image sides are at least 8 pixels, so tiny images
-    (scikit-learn's 8x8 digits) keep their resolution for the second block.
+
+def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """3x3 convolution (same padding, no bias) -> weighted batch norm -> ReLU."""
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        WeightedBatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
+
+
+class CompactVGG(nn.Module):
+    """A compact VGG-style network: three 3x3 convolution blocks, two max-pools, a dense head.
+
+    ``conv(32) -> BN -> ReLU -> max-pool -> conv(64) -> BN -> ReLU -> max-pool
+    -> conv(64) -> BN -> ReLU -> average pool to at most 7x7 -> flatten ->
+    hidden dense layers -> logits``. The features keep their spatial layout up
+    to the head (28x28 images reach it as 64 maps of 7x7), which global
+    pooling would discard. The 2x2 max-pools keep a partial last window, so a
+    side of ``s`` pixels becomes ``ceil(s / 2)`` and no image, however small
+    (down to 1x1), is pooled to nothing; images larger than 28x28 are averaged
+    down to a 7x7 grid before the head, which keeps its size bounded.
 
     Parameters
     ----------
@@ -75,7 +96,7 @@ class SmallCNN(nn.Module):
     n_classes : int
         Number of output logits.
     hidden_layer_sizes : sequence of int
-        Widths of the dense layers after pooling.
+        Widths of the dense layers after the convolutions.
     dropout : float
         Dropout probability in the dense head.
     """
@@ -89,19 +110,18 @@ class SmallCNN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        pool: list[nn.Module] = [nn.MaxPool2d(2)] if min(image_size) >= 8 else []
+        height, width = (_pooled_side(_pooled_side(side)) for side in image_size)
+        grid = (min(height, HEAD_GRID), min(width, HEAD_GRID))
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=3, padding=1, bias=False),
-            WeightedBatchNorm2d(32),
-            nn.ReLU(),
-            *pool,
-            nn.Conv2d(32, 64, kernel_size=3, padding=1, bias=False),
-            WeightedBatchNorm2d(64),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            *_conv_block(in_channels, 32),
+            nn.MaxPool2d(2, ceil_mode=True),
+            *_conv_block(32, 64),
+            nn.MaxPool2d(2, ceil_mode=True),
+            *_conv_block(64, 64),
+            nn.AdaptiveAvgPool2d(grid),
             nn.Flatten(),
         )
-        self.head = MLP(64, n_classes, hidden_layer_sizes, dropout)
+        self.head = MLP(64 * grid[0] * grid[1], n_classes, hidden_layer_sizes, dropout)
 
     def forward(self, X: Tensor) -> Tensor:
         return self.head(self.features(X))
@@ -116,12 +136,13 @@ def default_module(
     """Choose the default network from the shape of one example.
 
     ``(n_features,)`` gives an ``MLP``: the hidden dense layers with ReLU and
-    dropout, then the logits. ``(C, H, W)`` gives a ``SmallCNN``: two 3x3
-    convolution blocks with weighted batch normalisation (weights
-    :math:`1/(n p_i)` under RAIS, section 4.5 of its paper), max-pooling
-    between them for images of at least 8x8 pixels, global average pooling,
-    then the same dense head. Both end in a :class:`torch.nn.Linear` layer,
-    as ``RAISClassifier(grad_norm='last_layer')`` requires.
+    dropout, then the logits. ``(C, H, W)`` gives a ``CompactVGG``: three 3x3
+    convolution blocks (32, 64 and 64 channels) with weighted batch
+    normalisation (weights :math:`1/(n p_i)` under RAIS, section 4.5 of its
+    paper), a 2x2 max-pool after each of the first two, the feature maps
+    flattened (averaged down to at most 7x7 first), then the same dense head.
+    Both end in a :class:`torch.nn.Linear` layer, as
+    ``RAISClassifier(grad_norm='last_layer')`` requires.
 
     Parameters
     ----------
@@ -142,10 +163,13 @@ def default_module(
     Examples
     --------
     >>> from sk_reweight import default_module
-    >>> default_module((1, 8, 8), 10, (100,), 0.0).head.output
+    >>> net = default_module((1, 28, 28), 10, (100,), 0.0)
+    >>> type(net).__name__, net.head.hidden[0]
+    ('CompactVGG', Linear(in_features=3136, out_features=100, bias=True))
+    >>> net.head.output
     Linear(in_features=100, out_features=10, bias=True)
     """
     if len(input_shape) == 1:
         return MLP(input_shape[0], n_classes, hidden_layer_sizes, dropout)
     channels, height, width = input_shape
-    return SmallCNN(channels, (height, width), n_classes, hidden_layer_sizes, dropout)
+    return CompactVGG(channels, (height, width), n_classes, hidden_layer_sizes, dropout)

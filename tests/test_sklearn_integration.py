@@ -143,7 +143,8 @@ def test_image_input_uses_cnn(shape, digits):
     model.fit(images[:1200], y[:1200])
     assert model.input_shape_ == (1, 8, 8)
     assert any(isinstance(m, torch.nn.Conv2d) for m in model.net_.module_.modules())
-    assert model.score(images[1200:], y[1200:]) > 0.85
+    # 0.968 here; the former default (two convolutions, global average pooling) had 0.945.
+    assert model.score(images[1200:], y[1200:]) > 0.95
     with pytest.raises(ValueError, match=r"examples of shape \(8, 2, 4\)"):
         model.predict(X[:5].reshape(-1, 8, 2, 4))
 

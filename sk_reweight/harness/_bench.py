@@ -274,7 +274,7 @@ class BenchSettings:
             f"Protocol: {self.cv}-fold stratified cross-validation repeated with "
             f"{self.seeds} seed(s); fold f of seed s trains every method with random_state "
             f"1000·s + f. Networks (ERM, RGD, RAIS, skorch, sklearn MLP): hidden layers "
-            f"{list(budget.hidden_layer_sizes)} (for images the package's small CNN with "
+            f"{list(budget.hidden_layer_sizes)} (for images the package's default CNN with "
             f"that head; MLP and gradient boosting see flattened pixels), Adam at lr "
             f"{budget.lr:g} (RAIS and ERM-SGD: SGD with momentum 0.9 at lr {budget.sgd_lr:g}), "
             f"batch {budget.batch_size}, "

@@ -47,7 +47,7 @@ class Budget:
     """What every neural network of a benchmark shares.
 
     The defaults are a two-layer MLP of 256 units (for images: the package's
-    small CNN with a 256-unit head), Adam at learning rate 1e-3 (the methods
+    compact VGG-style CNN with a 256-unit head), Adam at learning rate 1e-3 (the methods
     trained by SGD with momentum 0.9, RAIS and ERM-SGD, at ``sgd_lr``),
     minibatches of 256 examples and 50 epochs without early stopping.
     """

@@ -32,6 +32,7 @@ from torch import nn
 
 from ._data import TensorDataset
 from ._engine import PRECISIONS, ReweightingNet
+from ._fit_context import RunningFit, fitting
 from ._modules import default_module
 from ._persistence import load_net_state, loading_device, saved_net
 from ._policies import MinibatchPolicy
@@ -748,7 +749,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         )
         train_split = None if valid_set is None else predefined_split(valid_set)
         policy = self._make_policy()
-        with seeded_torch(seed, device) as generator:
+        running = RunningFit(self, X, y_encoded, sample_weight, warm, seed)
+        with seeded_torch(seed, device) as generator, fitting(running):
             policy.reset(len(train_set), generator, dataset.X.device)
             if warm:
                 net = self.net_

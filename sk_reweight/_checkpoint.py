@@ -19,7 +19,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.history import History
 from torch import nn
 
-from ._fit_context import RunningFit, running_fit
+from ._fit_context import RunningFit, owns_global_generator, running_fit
 
 CHECKPOINT_FORMAT = 2
 
@@ -355,8 +355,11 @@ class TrainingCheckpoint(Callback):
             "history": json.dumps(list(net.history), default=_plain),
             "policy": net.policy.checkpoint_state(),
             "generators": self._fit.generator_states(),
-            "torch_rng": torch.random.get_rng_state(),
-            "cuda_rng": [torch.cuda.get_rng_state(device) for device in devices],
+            # torch's global generators belong to the fit in the main thread only.
+            "torch_rng": torch.random.get_rng_state() if owns_global_generator() else None,
+            "cuda_rng": [
+                torch.cuda.get_rng_state(device) for device in devices if owns_global_generator()
+            ],
             "early_stopping": [
                 _early_stopping_state(callback) for callback in _early_stoppings(net)
             ],
@@ -375,8 +378,13 @@ class TrainingCheckpoint(Callback):
         net.policy.resume(state["policy"])
         self._fit.restore_generators(state["generators"])
         self._saved_epochs = state["epochs"]
-        torch.random.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.device(net.device).type == "cuda":
+        if state["torch_rng"] is not None and owns_global_generator():
+            torch.random.set_rng_state(state["torch_rng"])
+        if (
+            state["cuda_rng"]
+            and torch.device(net.device).type == "cuda"
+            and owns_global_generator()
+        ):
             torch.cuda.set_rng_state(state["cuda_rng"][0], net.device)
         for callback, saved in zip(_early_stoppings(net), state["early_stopping"], strict=False):
             callback.__dict__.update(saved)

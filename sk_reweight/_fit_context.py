@@ -71,6 +71,37 @@ class RunningFit:
 
 _running = threading.local()
 
+_GLOBAL_GENERATOR = threading.RLock()
+"""Held while a fit seeds torch's global generator to draw a network's initial weights."""
+
+
+def owns_global_generator() -> bool:
+    """Whether a fit in this thread may seed torch's global generators for its whole duration.
+
+    Only in the main thread: fits running in other threads at the same time
+    would draw from, reseed and restore the one global generator in turn.
+    Elsewhere a fit touches it only in :func:`initial_weights_drawn`.
+    """
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def initial_weights_drawn() -> Iterator[None]:
+    """Draw a network's initial weights in the block: seeded, alone, and leaving no trace.
+
+    torch's modules draw their initial weights from torch's global CPU
+    generator. In the block it is seeded with the running fit's seed (left
+    as it is outside a fit), no other thread's block runs (a process-wide
+    lock), and its state is restored afterwards: the same ``random_state``
+    gives the same initial weights in any thread, and the caller's global
+    random state is unchanged.
+    """
+    fit = running_fit()
+    with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[]):
+        if fit is not None:
+            torch.random.default_generator.manual_seed(fit.seed)
+        yield
+
 
 @contextmanager
 def fitting(fit: RunningFit) -> Iterator[RunningFit]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ._batchnorm import WeightedBatchNorm2d
+from ._dropout import FitDropout
 
 
 def _dense_stack(
@@ -21,7 +22,7 @@ def _dense_stack(
     for width in hidden_layer_sizes:
         layers += [nn.Linear(n_inputs, width), nn.ReLU()]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(FitDropout(dropout))
         n_inputs = width
     return nn.Sequential(*layers)
 

@@ -9,8 +9,10 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +253,25 @@ def test_a_foreign_checkpoint_is_not_resumed(change, digits, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_fits_running_at_the_same_time_in_one_directory_keep_to_their_own(digits, tmp_path):
+    X, y = digits[0][:600], digits[1][:600]
+    params = {**QUICK, "max_epochs": 2, "dropout": 0.2}
+    grid = [{"lr": 1e-4}, {"lr": 3e-2}, {"lr": 3e-2, "random_state": 1}]
+    alone = [ERMClassifier(**{**params, **p}).fit(X, y).predict_proba(X) for p in grid]
+    barrier = threading.Barrier(len(grid))
+
+    def fit(changes):
+        barrier.wait()  # all three train at the same time
+        callbacks = [TrainingCheckpoint(tmp_path)]
+        return ERMClassifier(**{**params, **changes}, callbacks=callbacks).fit(X, y)
+
+    with ThreadPoolExecutor(len(grid)) as pool:
+        together = list(pool.map(fit, grid))
+    assert len(list(tmp_path.iterdir())) == len(grid)
+    for model, reference in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(model.predict_proba(X), reference)
+
+
 def test_a_renamed_checkpoint_is_refused_naming_the_difference(digits, tmp_path):
     X, y = digits
     first = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)])
@@ -277,7 +298,7 @@ def test_a_damaged_checkpoint_is_named_and_explained(damage, digits, tmp_path):
             "truncated": content[: len(content) // 2],
             "empty": b"",
             "garbage": os.urandom(1000),
-            "pickle": pickle.dumps(Path("x")),  # not tensors and plain values
+            "pickle": pickle.dumps(Path("x"), protocol=2),  # not tensors and plain values
         }[damage]
     )
     with pytest.raises(ValueError, match=r"cannot read the checkpoint") as error:

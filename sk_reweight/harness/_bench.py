@@ -80,7 +80,7 @@ from ._methods import (
     quiet_fit,
     refit_seconds,
 )
-from ._parallel import make_runner, torch_threads
+from ._parallel import MAX_RETRIES, make_runner, torch_threads
 from ._plots import plot_learning_curves, plot_scores
 from ._provenance import run_record, write_json
 from ._report import imbalance_ratio, summary_markdown
@@ -645,8 +645,30 @@ def run_bench(
     runner = make_runner(settings.n_jobs, settings.scheduler, settings.threads, settings.methods)
     record["runner"] = runner.describe()
     progress = tqdm(total=n_fits, initial=len(kept), desc="bench", unit="fit")
-    pending: set[Future] = set()
+    pending: dict[Future, tuple[Any, FitTask]] = {}
+    retries: dict[tuple, int] = {}
     finished = len(kept)
+
+    def submit(shipped: Any, task: FitTask) -> None:
+        pending[runner.submit(run_fit, shipped, task, settings)] = (shipped, task)
+
+    def result(future: Future) -> tuple[list[dict[str, Any]], pd.DataFrame] | None:
+        """The fit's result, or None when it was lost with a worker and is submitted again."""
+        shipped, task = pending.pop(future)
+        try:
+            return future.result()
+        except BaseException as exc:
+            key = tuple(task.key.values())
+            if not runner.lost(exc) or retries.get(key, 0) >= MAX_RETRIES:
+                raise
+            retries[key] = retries.get(key, 0) + 1
+            record["retried_fits"] = sum(retries.values())
+            progress.write(
+                f"A worker was lost with the fit of {task.key} ({type(exc).__name__}): "
+                f"running it again ({retries[key]} of {MAX_RETRIES})."
+            )
+            submit(runner.recover(shipped), task)
+            return None
 
     def write_finished(block: bool) -> None:
         """Append the results of the fits that have finished (all of them when ``block``)."""
@@ -656,8 +678,10 @@ def run_bench(
             if not done:
                 return
             for future in done:
-                pending.remove(future)
-                rows, curve = future.result()
+                outcome = result(future)
+                if outcome is None:
+                    continue
+                rows, curve = outcome
                 with sigint_recorded() as sigint:  # a Ctrl-C waits until both files have the fit
                     append_csv(pd.DataFrame(rows), output / "results.csv")
                     append_csv(curve, output / "curves.csv")
@@ -687,7 +711,7 @@ def run_bench(
                         progress.set_postfix_str(
                             f"{name} seed {task.seed} fold {task.fold} {task.method}"
                         )
-                        pending.add(runner.submit(run_fit, shipped, task, settings))
+                        submit(shipped, task)
                         write_finished(block=False)
             except OSError:  # a dataset that cannot be loaded: the submitted fits still count
                 write_finished(block=True)

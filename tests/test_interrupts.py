@@ -192,8 +192,19 @@ def bench_command(output, max_epochs):
     ]
 
 
-def start(command):
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(command, sigint_ignored=False):
+    """Start ``command``; ``sigint_ignored``: as a shell starts a background job (``&``)."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
+    )
 
 
 def assert_report_whole(output, status):
@@ -207,8 +218,9 @@ def assert_report_whole(output, status):
 
 
 @pytest.mark.slow
-def test_sigterm_during_bench_is_handled_like_ctrl_c_and_exits_143(tmp_path):
-    process = start(bench_command(tmp_path, 300))
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background_job"])
+def test_sigterm_during_bench_is_handled_like_ctrl_c_and_exits_143(sigint_ignored, tmp_path):
+    process = start(bench_command(tmp_path, 300), sigint_ignored)
     wait_for(tmp_path / "curves.csv", process)  # the first fold is written, the second trains
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)

@@ -520,7 +520,9 @@ def sigterm_as_sigint() -> Iterator[list[int]]:
     Batch schedulers and Kubernetes stop a job with SIGTERM; handled like
     Ctrl-C, it ends the fit under way at a step boundary, keeps the finished
     fits and writes the report. The yielded list records the signals
-    received (the caller exits with :data:`TERMINATED`). Main thread only.
+    received (the caller exits with :data:`TERMINATED`). When SIGINT is
+    ignored (a background job), Python's Ctrl-C handler is installed for the
+    block, so that SIGTERM still stops the run gracefully. Main thread only.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -532,12 +534,19 @@ def sigterm_as_sigint() -> Iterator[list[int]]:
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
             handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
 
+    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if sigint_ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if sigint_ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

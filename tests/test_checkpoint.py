@@ -9,6 +9,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -364,6 +365,31 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_training_goes_on(digits, 
         np.testing.assert_array_equal(
             model.predict_proba(X), ERMClassifier(**params).fit(X, y).predict_proba(X)
         )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_without_root_keeps_the_previous_checkpoint(digits, tmp_path, monkeypatch):
+    """Where no tmpfs can be mounted: the checkpoint's file descriptor is /dev/full's, whose
+    writes fail with the kernel's own ENOSPC from the second checkpoint on."""
+    X, y = digits
+    make_temporary = tempfile.mkstemp
+
+    def full_from_the_second_checkpoint(**kwargs):
+        handle, path = make_temporary(**kwargs)
+        if only_checkpoint_count(tmp_path):
+            os.close(handle)
+            handle = os.open("/dev/full", os.O_WRONLY)
+        return handle, path
+
+    monkeypatch.setattr(_checkpoint.tempfile, "mkstemp", full_from_the_second_checkpoint)
+    with pytest.warns(RuntimeWarning, match=r"no space left.*\(epoch 1\) is kept") as warned:
+        ERMClassifier(**QUICK, max_epochs=3, callbacks=[TrainingCheckpoint(tmp_path)]).fit(X, y)
+    assert len(warned) == 2
+    assert saved_epochs(only_checkpoint(tmp_path)) == 1  # and no temporary file is left
+
+
+def only_checkpoint_count(directory: Path) -> int:
+    return len([path for path in directory.iterdir() if path.suffix == ".pt"])
 
 
 @needs_root

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from sk_reweight.harness import _bench
+from sk_reweight.harness import _bench, _parallel
 from sk_reweight.harness._bench import (
     FAILED,
     MIN_ROWS_PER_CLASS,
@@ -202,3 +203,43 @@ def test_a_rerun_with_another_configuration_is_refused_unless_overwrite(
     assert sorted(pd.read_csv(tmp_path / "results.csv")["fold"].unique()) == [0, 1, 2]
     # n_jobs, scheduler and data_home do not change results: a re-run may change them.
     assert run_bench(replace(other, data_home=str(tmp_path)), tmp_path) == 0
+
+
+class LosingRunner(_parallel.SerialRunner):
+    """Loses the first ``losses`` fits submitted, as a cluster that loses workers does."""
+
+    def __init__(self, losses):
+        self.losses = losses
+
+    def submit(self, function, *args):
+        if self.losses:
+            self.losses -= 1
+            future = Future()
+            future.set_exception(CancelledError())
+            return future
+        return super().submit(function, *args)
+
+    def lost(self, error):
+        return isinstance(error, CancelledError)
+
+
+def test_a_fit_lost_with_its_worker_is_run_again_a_bounded_number_of_times(
+    tmp_path, monkeypatch, capsys
+):
+    fake_datasets.install(monkeypatch)
+    no_plots(monkeypatch)
+    settings = BenchSettings(
+        datasets=["breast_cancer"], methods=["erm"], cv=2, tune=False, budget=TINY
+    )
+    monkeypatch.setattr(_bench, "make_runner", lambda *args: LosingRunner(3))
+    assert run_bench(settings, tmp_path / "recovered") == 0  # lost 3 times, then it ran
+    assert "running it again (3 of 3)" in capsys.readouterr().err
+    assert sorted(pd.read_csv(tmp_path / "recovered" / "results.csv")["fold"]) == [0, 1]
+    record = json.loads((tmp_path / "recovered" / "config.json").read_text())
+    assert record["retried_fits"] == 3
+    monkeypatch.setattr(_bench, "make_runner", lambda *args: LosingRunner(100))
+    assert run_bench(settings, tmp_path / "lost") == FAILED
+    assert "was lost with its worker 4 times (CancelledError)" in capsys.readouterr().err
+    status = json.loads((tmp_path / "lost" / "config.json").read_text())["status"]
+    assert status.startswith("stopped after 0 of 2 fits")
+    assert (tmp_path / "lost" / "summary.md").exists()

@@ -668,13 +668,19 @@ def run_bench(
             return future.result()
         except BaseException as exc:
             key = tuple(task.key.values())
-            if not runner.lost(exc) or retries.get(key, 0) >= MAX_RETRIES:
+            if not runner.lost(exc):
                 raise
+            if retries.get(key, 0) >= MAX_RETRIES:
+                raise ConnectionError(
+                    f"the fit of {task.key} was lost with its worker {MAX_RETRIES + 1} times "
+                    f"({type(exc).__name__}); check the cluster's workers"
+                ) from exc
             retries[key] = retries.get(key, 0) + 1
             record["retried_fits"] = sum(retries.values())
             progress.write(
                 f"A worker was lost with the fit of {task.key} ({type(exc).__name__}): "
-                f"running it again ({retries[key]} of {MAX_RETRIES})."
+                f"running it again ({retries[key]} of {MAX_RETRIES}).",
+                file=sys.stderr,
             )
             submit(runner.recover(shipped), task)
             return None

@@ -273,6 +273,24 @@ def test_fits_running_at_the_same_time_in_one_directory_keep_to_their_own(digits
         np.testing.assert_array_equal(model.predict_proba(X), reference)
 
 
+def test_each_warm_start_fit_has_its_own_checkpoint(digits, tmp_path):
+    X, y = digits[0][:600], digits[1][:600]
+    params = {**QUICK, "max_epochs": 2, "warm_start": True}
+
+    def three_fits(callbacks):
+        model = ERMClassifier(**params, callbacks=callbacks)
+        for _ in range(3):  # each continues the last: it must not resume the last's checkpoint
+            model.fit(X, y)
+        return model
+
+    reference = three_fits(None)
+    for _ in range(2):  # then the same three fits again, each resuming its own
+        model = three_fits([TrainingCheckpoint(tmp_path)])
+        assert model.n_iter_ == 6
+        np.testing.assert_array_equal(model.predict_proba(X), reference.predict_proba(X))
+    assert len(list(tmp_path.iterdir())) == 3
+
+
 def test_a_renamed_checkpoint_is_refused_naming_the_difference(digits, tmp_path):
     X, y = digits
     first = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)])

@@ -33,6 +33,7 @@ from torch import nn
 from ._augmentation import AUGMENTATIONS, augmentation_generator
 from ._data import TensorDataset
 from ._engine import PRECISIONS, ReweightingNet
+from ._fit_context import RunningFit, fitting, initial_weights_drawn, owns_global_generator
 from ._modules import default_module
 from ._persistence import load_net_state, loading_device, saved_net
 from ._policies import MinibatchPolicy
@@ -286,9 +287,15 @@ def data_device(device: torch.device, nbytes: int) -> torch.device:
 def seeded_torch(seed: int, device: torch.device) -> Iterator[torch.Generator]:
     """Seed torch's global generators for the duration of a fit, then restore them.
 
-    Weight initialisation and dropout draw from the global generators; the
-    yielded CPU generator drives the minibatch policy.
+    The yielded CPU generator drives the minibatch policy. The initial weights
+    are drawn in :func:`~sk_reweight._fit_context.initial_weights_drawn` and
+    the default networks' dropout from the fit's own generator; a user's module
+    that draws from the global generators is reproducible in the main thread,
+    the only one where a fit seeds them (elsewhere fits would race on them).
     """
+    if not owns_global_generator():
+        yield torch.Generator().manual_seed(seed)
+        return
     devices = []
     if device.type == "cuda":
         devices = [torch.cuda.current_device() if device.index is None else device.index]
@@ -498,7 +505,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _build_module(self, X: NDArray) -> nn.Module:
         """Build the network and check that it maps ``X`` to one logit per class."""
-        module = self._new_module()
+        with initial_weights_drawn():
+            module = self._new_module()
         self._check_module_output(module, X[:2], len(self.classes_))
         return module
 
@@ -779,7 +787,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         )
         train_split = None if valid_set is None else predefined_split(valid_set)
         policy = self._make_policy()
-        with seeded_torch(seed, device) as generator:
+        running = RunningFit(self, X, y_encoded, sample_weight, warm, seed)
+        with seeded_torch(seed, device) as generator, fitting(running):
             policy.reset(len(train_set), generator, dataset.X.device)
             if warm:
                 net = self.net_
@@ -865,7 +874,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         saved ones replace: the caller's random state is left alone.
         """
         device = loading_device(saved["device"])
-        with torch.random.fork_rng(devices=[]):
+        with initial_weights_drawn():
             net = self._make_net(self._new_module(), self._make_policy(), device)
             net.initialize()
         load_net_state(net, saved)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ._batchnorm import WeightedBatchNorm2d
+from ._dropout import FitDropout
 
 HEAD_GRID = 7
 """Largest side of the feature maps that :class:`CompactVGG` flattens into its head."""
@@ -24,7 +25,7 @@ def _dense_stack(
     for width in hidden_layer_sizes:
         layers += [nn.Linear(n_inputs, width), nn.ReLU()]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(FitDropout(dropout))
         n_inputs = width
     return nn.Sequential(*layers)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import CancelledError, Future
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from sk_reweight.harness import _bench
+from sk_reweight.harness import _bench, _parallel
 from sk_reweight.harness._bench import (
     FAILED,
     MIN_ROWS_PER_CLASS,
@@ -121,3 +123,123 @@ def test_a_dataset_that_cannot_be_loaded_stops_the_run_with_a_message(
     status = json.loads((tmp_path / "config.json").read_text())["status"]
     assert status.startswith("stopped after 2 of 4 fits: adult")
     assert "| iris_mixed | cv | erm | 2 |" in (tmp_path / "summary.md").read_text()
+
+
+def comparable(results: pd.DataFrame) -> pd.DataFrame:
+    """``results.csv`` without the timings, in key order."""
+    timings = ["fit_seconds", "total_seconds"]
+    return results.drop(columns=timings).sort_values(["seed", "fold", "method", "split"])
+
+
+def no_plots(monkeypatch):
+    """Skip the report's plots (seconds each): these tests are about the results."""
+    monkeypatch.setattr(_bench, "plot_scores", lambda *args: None)
+    monkeypatch.setattr(_bench, "plot_learning_curves", lambda *args: None)
+
+
+def test_a_rerun_keeps_the_finished_fits_and_runs_the_missing_ones(tmp_path, monkeypatch, capsys):
+    fake_datasets.install(monkeypatch)
+    no_plots(monkeypatch)
+    settings = BenchSettings(
+        datasets=["breast_cancer"], methods=["erm"], cv=3, tune=False, budget=TINY
+    )
+    complete = tmp_path / "complete"
+    assert run_bench(settings, complete) == 0
+    reference = pd.read_csv(complete / "results.csv")
+    # A run killed during its third fit, after a power cut tore the line it was writing:
+    # two fits in results.csv, one of them in curves.csv.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "config.json").write_bytes((complete / "config.json").read_bytes())
+    results_lines = (complete / "results.csv").read_text().splitlines(keepends=True)
+    (killed / "results.csv").write_text("".join(results_lines[:3]) + results_lines[3][:9])
+    curves = pd.read_csv(complete / "curves.csv")
+    curves[curves["fold"] == 0].to_csv(killed / "curves.csv", index=False)
+    ran = []
+    run_fit = _bench.run_fit
+    monkeypatch.setattr(_bench, "run_fit", lambda *args: ran.append(args[1].key) or run_fit(*args))
+    capsys.readouterr()
+    assert run_bench(settings, killed) == 0
+    assert "keeping 1 finished fit(s)" in capsys.readouterr().out
+    assert ran == [  # the second fit had no learning curve yet: it runs again
+        {"dataset": "breast_cancer", "seed": 0, "fold": fold, "method": "erm"} for fold in (1, 2)
+    ]
+    resumed = pd.read_csv(killed / "results.csv")
+    assert resumed.iloc[:1].equals(reference.iloc[:1])  # the kept row, as it was
+    pd.testing.assert_frame_equal(
+        comparable(resumed).reset_index(drop=True), comparable(reference).reset_index(drop=True)
+    )
+    assert len(pd.read_csv(killed / "curves.csv")) == len(curves)
+    record = json.loads((killed / "config.json").read_text())
+    assert record["status"] == "complete"
+    assert record["kept_fits"] == 1
+    # A complete run, run again, runs nothing.
+    ran.clear()
+    assert run_bench(settings, killed) == 0
+    assert ran == []
+    assert len(pd.read_csv(killed / "results.csv")) == len(reference)
+
+
+def test_a_rerun_with_another_configuration_is_refused_unless_overwrite(
+    tmp_path, monkeypatch, capsys
+):
+    fake_datasets.install(monkeypatch)
+    no_plots(monkeypatch)
+    settings = BenchSettings(
+        datasets=["breast_cancer"], methods=["erm"], cv=2, tune=False, budget=TINY
+    )
+    assert run_bench(settings, tmp_path) == 0
+    before = (tmp_path / "results.csv").read_bytes()
+    other = BenchSettings(
+        datasets=["breast_cancer"], methods=["erm"], cv=3, tune=False, budget=TINY
+    )
+    capsys.readouterr()
+    assert run_bench(other, tmp_path) == _bench.REFUSED
+    error = capsys.readouterr().err
+    assert f"{tmp_path} holds the results of another run (it differs in: cv)" in error
+    assert "--overwrite" in error
+    assert (tmp_path / "results.csv").read_bytes() == before
+    assert run_bench(other, tmp_path, overwrite=True) == 0
+    assert sorted(pd.read_csv(tmp_path / "results.csv")["fold"].unique()) == [0, 1, 2]
+    # n_jobs, scheduler and data_home do not change results: a re-run may change them.
+    assert run_bench(replace(other, data_home=str(tmp_path)), tmp_path) == 0
+
+
+class LosingRunner(_parallel.SerialRunner):
+    """Loses the first ``losses`` fits submitted, as a cluster that loses workers does."""
+
+    def __init__(self, losses):
+        self.losses = losses
+
+    def submit(self, function, *args):
+        if self.losses:
+            self.losses -= 1
+            future = Future()
+            future.set_exception(CancelledError())
+            return future
+        return super().submit(function, *args)
+
+    def lost(self, error):
+        return isinstance(error, CancelledError)
+
+
+def test_a_fit_lost_with_its_worker_is_run_again_a_bounded_number_of_times(
+    tmp_path, monkeypatch, capsys
+):
+    fake_datasets.install(monkeypatch)
+    no_plots(monkeypatch)
+    settings = BenchSettings(
+        datasets=["breast_cancer"], methods=["erm"], cv=2, tune=False, budget=TINY
+    )
+    monkeypatch.setattr(_bench, "make_runner", lambda *args: LosingRunner(3))
+    assert run_bench(settings, tmp_path / "recovered") == 0  # lost 3 times, then it ran
+    assert "running it again (3 of 3)" in capsys.readouterr().err
+    assert sorted(pd.read_csv(tmp_path / "recovered" / "results.csv")["fold"]) == [0, 1]
+    record = json.loads((tmp_path / "recovered" / "config.json").read_text())
+    assert record["retried_fits"] == 3
+    monkeypatch.setattr(_bench, "make_runner", lambda *args: LosingRunner(100))
+    assert run_bench(settings, tmp_path / "lost") == FAILED
+    assert "was lost with its worker 4 times (CancelledError)" in capsys.readouterr().err
+    status = json.loads((tmp_path / "lost" / "config.json").read_text())["status"]
+    assert status.startswith("stopped after 0 of 2 fits")
+    assert (tmp_path / "lost" / "summary.md").exists()

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import skops.io as sio
 import torch
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from skorch.callbacks import Callback
 
 from sk_reweight import (
+    TRUSTED_TYPES,
     ERMClassifier,
     RAISClassifier,
     RGDClassifier,
@@ -57,7 +66,8 @@ print("losses", json.dumps(model.loss_curve_), flush=True)
 
 
 def run_script(script: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's sk_reweight
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     return subprocess.Popen(
         [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -65,6 +75,14 @@ def run_script(script: Path, *args: str) -> subprocess.Popen:
 
 def saved_epochs(path: Path) -> int:
     return torch.load(path, weights_only=True)["epochs"]
+
+
+def only_checkpoint(directory: Path) -> Path:
+    """The one checkpoint file in ``directory`` (there is no other file, no temporary)."""
+    (path,) = Path(directory).iterdir()
+    assert path.name.startswith("training-")
+    assert path.suffix == ".pt"
+    return path
 
 
 class FailsAtEpoch(Callback):
@@ -82,7 +100,6 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(digits, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     checkpoint = tmp_path / "checkpoints"
-    path = checkpoint / "training.pt"
     killed = run_script(script, str(checkpoint), str(tmp_path / "unused.npy"), "0.3")
     for line in killed.stdout:  # kill it once its fourth epoch has ended
         if line.strip() == "epoch 4":
@@ -91,9 +108,8 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(digits, tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert killed.returncode == -signal.SIGKILL
-    done = saved_epochs(path)
+    done = saved_epochs(only_checkpoint(checkpoint))  # no stale temporary either
     assert 3 <= done < 12  # the checkpoint is complete, and the fit was not
-    assert [p.name for p in checkpoint.iterdir()] == ["training.pt"]  # no stale temporary
 
     resumed = run_script(script, str(checkpoint), str(tmp_path / "resumed.npy"), "0")
     output, _ = resumed.communicate(timeout=300)
@@ -116,7 +132,7 @@ def test_crashed_fit_resumes_exactly_in_process(Classifier, digits, tmp_path):
     checkpoint = TrainingCheckpoint(tmp_path, every=2)
     with pytest.raises(RuntimeError, match="crash"):
         Classifier(**params, callbacks=[checkpoint, FailsAtEpoch(5)]).fit(X, y)
-    assert saved_epochs(checkpoint.path) == 4
+    assert saved_epochs(only_checkpoint(tmp_path)) == 4
     counter = CountEpochs()
     resumed = Classifier(**params, callbacks=[checkpoint, ("counter", counter)]).fit(X, y)
     assert dict(resumed.net_.callbacks_)["counter"].epochs_ == 2
@@ -142,7 +158,7 @@ def test_crashed_rais_fit_resumes_exactly_with_its_histories_and_uncertainty_set
     checkpoint = TrainingCheckpoint(tmp_path)
     with pytest.raises(RuntimeError, match="crash"):
         RAISClassifier(**params, callbacks=[checkpoint, FailsAtEpoch(3)]).fit(X, y)
-    saved = torch.load(checkpoint.path, weights_only=True)
+    saved = torch.load(only_checkpoint(tmp_path), weights_only=True)
     assert saved["epochs"] == 3
     if not oracle:
         assert saved["policy"]["uncertainty_set"] is not None  # past the first solve
@@ -162,8 +178,11 @@ def test_crashed_rais_fit_resumes_exactly_with_its_histories_and_uncertainty_set
 def test_checkpoints_are_written_atomically(digits, tmp_path, monkeypatch):
     X, y = digits
     checkpoint = TrainingCheckpoint(tmp_path)
-    ERMClassifier(**QUICK, max_epochs=2, callbacks=[checkpoint]).fit(X, y)
-    before = checkpoint.path.read_bytes()
+    params = {**QUICK, "max_epochs": 4}
+    with pytest.raises(RuntimeError, match="crash"):
+        ERMClassifier(**params, callbacks=[checkpoint, FailsAtEpoch(2)]).fit(X, y)
+    path = only_checkpoint(tmp_path)
+    before = path.read_bytes()
 
     def crash_while_renaming(source, target):
         assert Path(source).stat().st_size > 0  # the new checkpoint was complete ...
@@ -171,23 +190,270 @@ def test_checkpoints_are_written_atomically(digits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(_checkpoint.os, "replace", crash_while_renaming)
     with pytest.raises(OSError, match="disk gone"):
-        ERMClassifier(**QUICK, max_epochs=4, callbacks=[checkpoint]).fit(X, y)
-    assert checkpoint.path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["training.pt"]
+        ERMClassifier(**params, callbacks=[checkpoint]).fit(X, y)
+    assert only_checkpoint(tmp_path).read_bytes() == before
 
 
-def test_checkpoint_of_another_network_is_refused(digits, tmp_path):
-    X, y = digits
-    ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)]).fit(X, y)
-    other = ERMClassifier(
-        **QUICK, max_epochs=1, hidden_layer_sizes=(7,), callbacks=[TrainingCheckpoint(tmp_path)]
-    )
-    with pytest.raises(ValueError, match="another network"):
-        other.fit(X, y)
-    with pytest.raises(ValueError, match="trains on 100"):
-        ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)]).fit(
-            X[:100], y[:100]
+# ----------------------------------------------------------- whose checkpoint
+
+
+def test_grid_search_and_refit_give_the_same_results_with_a_checkpoint(digits, tmp_path):
+    X, y = digits[0][:600], digits[1][:600]
+    grid, folds = {"lr": [1e-4, 3e-2]}, KFold(3)
+    params = {**QUICK, "max_epochs": 3, "optimizer": "sgd"}
+
+    def search(callbacks):
+        model = ERMClassifier(**params, callbacks=callbacks)
+        return GridSearchCV(model, grid, cv=folds).fit(X, y)
+
+    reference = search(None)
+    keys = [f"split{i}_test_score" for i in range(3)]
+    for _ in range(2):  # writes 7 checkpoints, then resumes every one of them
+        searched = search([TrainingCheckpoint(tmp_path)])
+        assert len(list(tmp_path.iterdir())) == 2 * 3 + 1  # one per candidate and fold, refit
+        for key in keys:
+            np.testing.assert_array_equal(searched.cv_results_[key], reference.cv_results_[key])
+        assert searched.best_params_ == reference.best_params_ == {"lr": 3e-2}
+        np.testing.assert_array_equal(
+            searched.best_estimator_.predict_proba(X), reference.best_estimator_.predict_proba(X)
         )
+    scores = cross_validate(
+        ERMClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)]), X, y, cv=folds
+    )["test_score"]
+    lr_default = cross_validate(ERMClassifier(**params), X, y, cv=folds)["test_score"]
+    np.testing.assert_array_equal(scores, lr_default)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["other data of the same shape", "lr", "optimizer", "max_epochs", "method", "sample_weight"],
+)
+def test_a_foreign_checkpoint_is_not_resumed(change, digits, tmp_path):
+    X, y = digits[0][:400], digits[1][:400]
+    params = {**QUICK, "max_epochs": 3, "optimizer": "adam"}
+    ERMClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)]).fit(X, y)
+    Classifier, weight = ERMClassifier, None
+    if change == "other data of the same shape":
+        X = digits[0][400:800]
+    elif change == "lr":
+        params["lr"] = 0.1
+    elif change == "optimizer":  # a resumed Adam state crashed SGD's step
+        params["optimizer"] = "sgd"
+    elif change == "max_epochs":
+        params["max_epochs"] = 2
+    elif change == "method":
+        Classifier = RGDClassifier
+    else:
+        weight = np.linspace(0.5, 1.5, len(y))
+    fresh = Classifier(**params).fit(X, y, sample_weight=weight)
+    counter = CountEpochs()
+    other = Classifier(**params, callbacks=[TrainingCheckpoint(tmp_path), ("count", counter)])
+    other.fit(X, y, sample_weight=weight)
+    assert dict(other.net_.callbacks_)["count"].epochs_ == params["max_epochs"]  # from scratch
+    np.testing.assert_array_equal(other.predict_proba(X), fresh.predict_proba(X))
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_fits_running_at_the_same_time_in_one_directory_keep_to_their_own(digits, tmp_path):
+    X, y = digits[0][:600], digits[1][:600]
+    params = {**QUICK, "max_epochs": 2, "dropout": 0.2}
+    grid = [{"lr": 1e-4}, {"lr": 3e-2}, {"lr": 3e-2, "random_state": 1}]
+    alone = [ERMClassifier(**{**params, **p}).fit(X, y).predict_proba(X) for p in grid]
+    barrier = threading.Barrier(len(grid))
+
+    def fit(changes):
+        barrier.wait()  # all three train at the same time
+        callbacks = [TrainingCheckpoint(tmp_path)]
+        return ERMClassifier(**{**params, **changes}, callbacks=callbacks).fit(X, y)
+
+    with ThreadPoolExecutor(len(grid)) as pool:
+        together = list(pool.map(fit, grid))
+    assert len(list(tmp_path.iterdir())) == len(grid)
+    for model, reference in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(model.predict_proba(X), reference)
+
+
+def test_each_warm_start_fit_has_its_own_checkpoint(digits, tmp_path):
+    X, y = digits[0][:600], digits[1][:600]
+    params = {**QUICK, "max_epochs": 2, "warm_start": True}
+
+    def three_fits(callbacks):
+        model = ERMClassifier(**params, callbacks=callbacks)
+        for _ in range(3):  # each continues the last: it must not resume the last's checkpoint
+            model.fit(X, y)
+        return model
+
+    reference = three_fits(None)
+    for _ in range(2):  # then the same three fits again, each resuming its own
+        model = three_fits([TrainingCheckpoint(tmp_path)])
+        assert model.n_iter_ == 6
+        np.testing.assert_array_equal(model.predict_proba(X), reference.predict_proba(X))
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_a_renamed_checkpoint_is_refused_naming_the_difference(digits, tmp_path):
+    X, y = digits
+    first = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)])
+    first.fit(X, y)
+    other = ERMClassifier(**QUICK, max_epochs=1, lr=0.1, callbacks=[TrainingCheckpoint(tmp_path)])
+    other.fit(X, y)
+    mine = dict(first.net_.callbacks_)["TrainingCheckpoint"].path_
+    theirs = dict(other.net_.callbacks_)["TrainingCheckpoint"].path_
+    assert mine != theirs
+    theirs.write_bytes(mine.read_bytes())
+    with pytest.raises(ValueError, match=rf"{theirs.name} belongs to another fit.*parameters\.lr"):
+        other.fit(X, y)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "pickle"])
+def test_a_damaged_checkpoint_is_named_and_explained(damage, digits, tmp_path):
+    X, y = digits
+    model = ERMClassifier(**QUICK, max_epochs=2, callbacks=[TrainingCheckpoint(tmp_path)])
+    model.fit(X, y)
+    path = only_checkpoint(tmp_path)
+    content = path.read_bytes()
+    path.write_bytes(
+        {
+            "truncated": content[: len(content) // 2],
+            "empty": b"",
+            "garbage": os.urandom(1000),
+            "pickle": pickle.dumps(Path("x"), protocol=2),  # not tensors and plain values
+        }[damage]
+    )
+    with pytest.raises(ValueError, match=r"cannot read the checkpoint") as error:
+        model.fit(X, y)
+    message = str(error.value)
+    assert str(path) in message
+    assert "Delete it" in message
+    assert "weights_only" not in message  # torch's advice, unsafe for a file of unknown origin
+    assert error.value.__cause__ is None
+    path.unlink()  # what the message says to do
+    np.testing.assert_array_equal(
+        model.fit(X, y).predict_proba(X),
+        ERMClassifier(**QUICK, max_epochs=2).fit(X, y).predict_proba(X),
+    )
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs mounted at ``path`` (as root on Linux), unmounted afterwards."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+class FillsTheDisk(Callback):
+    """After the first epoch's checkpoint, fills the disk of ``directory``."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 1:
+            filler = Path(self.directory) / "filler"
+            with open(filler, "wb", buffering=0) as file, contextlib.suppress(OSError):
+                while True:
+                    file.write(b"x" * 4096)
+
+
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a tmpfs needs root"
+)
+
+
+@needs_root
+def test_a_full_disk_keeps_the_previous_checkpoint_and_training_goes_on(digits, tmp_path):
+    X, y = digits
+    params = {**QUICK, "max_epochs": 3}
+    with tmpfs(tmp_path / "small", "size=1m") as disk:
+        callbacks = [TrainingCheckpoint(disk), FillsTheDisk(disk)]
+        with pytest.warns(RuntimeWarning, match="no space left") as warned:
+            model = ERMClassifier(**params, callbacks=callbacks).fit(X, y)
+        assert len(warned) == 2  # epochs 2 and 3; no other exception, the fit finished
+        assert "previous one (epoch 1) is kept" in str(warned[0].message)
+        (path,) = [p for p in disk.iterdir() if p.name != "filler"]  # no temporary left
+        assert saved_epochs(path) == 1
+        np.testing.assert_array_equal(
+            model.predict_proba(X), ERMClassifier(**params).fit(X, y).predict_proba(X)
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_without_root_keeps_the_previous_checkpoint(digits, tmp_path, monkeypatch):
+    """Where no tmpfs can be mounted: the checkpoint's file descriptor is /dev/full's, whose
+    writes fail with the kernel's own ENOSPC from the second checkpoint on."""
+    X, y = digits
+    make_temporary = tempfile.mkstemp
+
+    def full_from_the_second_checkpoint(**kwargs):
+        handle, path = make_temporary(**kwargs)
+        if only_checkpoint_count(tmp_path):
+            os.close(handle)
+            handle = os.open("/dev/full", os.O_WRONLY)
+        return handle, path
+
+    monkeypatch.setattr(_checkpoint.tempfile, "mkstemp", full_from_the_second_checkpoint)
+    with pytest.warns(RuntimeWarning, match=r"no space left.*\(epoch 1\) is kept") as warned:
+        ERMClassifier(**QUICK, max_epochs=3, callbacks=[TrainingCheckpoint(tmp_path)]).fit(X, y)
+    assert len(warned) == 2
+    assert saved_epochs(only_checkpoint(tmp_path)) == 1  # and no temporary file is left
+
+
+def only_checkpoint_count(directory: Path) -> int:
+    return len([path for path in directory.iterdir() if path.suffix == ".pt"])
+
+
+@needs_root
+def test_an_unwritable_directory_is_refused_before_training(digits, tmp_path):
+    X, y = digits
+    counter = CountEpochs()
+    with tmpfs(tmp_path / "readonly", "ro,size=1m") as disk:
+        model = ERMClassifier(**QUICK, callbacks=[("count", counter), TrainingCheckpoint(disk)])
+        with pytest.raises(ValueError, match=rf"cannot write checkpoints in {disk}.*Read-only"):
+            model.fit(X, y)
+    assert not hasattr(model, "net_")  # nothing was trained
+    target = tmp_path / "a file"
+    target.write_text("")
+    with pytest.raises(ValueError, match="cannot write checkpoints in"):
+        ERMClassifier(**QUICK, callbacks=[TrainingCheckpoint(target)]).fit(X, y)
+
+
+@pytest.mark.parametrize("filename", ["../../autostart.sh", "/etc/x.pt", "a/b.pt", "..", ""])
+def test_filename_must_be_a_plain_name(filename, digits, tmp_path):
+    with pytest.raises(ValueError, match="plain file name"):
+        TrainingCheckpoint(tmp_path, filename=filename)
+    checkpoint = TrainingCheckpoint(tmp_path / "inside")
+    checkpoint.filename = filename  # set after construction: refused at fit
+    with pytest.raises(ValueError, match="plain file name"):
+        ERMClassifier(**QUICK, max_epochs=1, callbacks=[checkpoint]).fit(*digits)
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_a_model_file_cannot_choose_where_a_fit_writes(digits, tmp_path):
+    X, y = digits
+    inside = tmp_path / "a" / "b"
+    model = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(str(inside))])
+    model.fit(X, y)
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    with zipfile.ZipFile(path) as archive:  # the attacker edits the saved callback
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = files["schema.json"].decode()
+    assert schema.count("training.pt") == 1
+    files["schema.json"] = schema.replace("training.pt", "../../autostart.sh").encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    with pytest.raises(ValueError, match="plain file name"):  # refused as its net is rebuilt
+        sio.load(path, trusted=TRUSTED_TYPES)
+    assert not list(tmp_path.rglob("autostart*"))
 
 
 def test_checkpoint_every_must_be_a_positive_integer(digits, tmp_path):
@@ -199,6 +465,6 @@ def test_checkpoint_holds_only_tensors_and_plain_values(digits, tmp_path):
     X, y = digits
     checkpoint = TrainingCheckpoint(tmp_path)
     RAISClassifier(**QUICK, max_epochs=2, early_stopping=True, callbacks=[checkpoint]).fit(X, y)
-    saved = torch.load(checkpoint.path, weights_only=True)  # refuses anything else
+    saved = torch.load(only_checkpoint(tmp_path), weights_only=True)  # refuses anything else
     assert saved["epochs"] == 2
     assert saved["early_stopping"][0]["best_model_weights_"] is not None

@@ -9,11 +9,13 @@ torch thread.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import joblib
@@ -149,3 +151,46 @@ def test_ctrl_c_during_a_parallel_bench_keeps_the_finished_fits_and_exits_130(tm
     results = pd.read_csv(tmp_path / "results.csv")
     assert 1 <= len(results) < 8
     assert "interrupted after" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_bench_costs_only_its_running_fit(tmp_path, monkeypatch):
+    """SIGKILL of a worker process that holds the data and runs a fit: the run completes."""
+    fake_datasets.install(monkeypatch)
+    killed = []
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+
+        def kill_a_busy_worker():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                busy = [worker for worker, keys in client.processing().items() if keys]
+                holding = set().union(*client.who_has().values()) if client.who_has() else set()
+                targets = [worker for worker in busy if worker in holding]
+                if (tmp_path / "results.csv").exists() and targets:
+                    pid = client.run(os.getpid, workers=targets[:1])[targets[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_busy_worker)
+        killer.start()
+        settings = BenchSettings(
+            datasets=["breast_cancer"],
+            methods=["erm"],
+            cv=6,
+            tune=False,
+            budget=Budget(hidden_layer_sizes=(64,), max_epochs=60),
+            scheduler=cluster.scheduler_address,
+        )
+        status = run_bench(settings, tmp_path)
+        killer.join()
+    assert killed  # a worker was killed while it ran a fit
+    assert status == 0
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(results["fold"]) == list(range(6))  # every fit, once
+    assert json.loads((tmp_path / "config.json").read_text())["status"] == "complete"

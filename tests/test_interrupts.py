@@ -182,3 +182,92 @@ def test_ctrl_c_during_speed_keeps_the_finished_seeds_and_exits_130(tmp_path):
     assert "Status: interrupted after 1 of 2 seeds." in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "config.json").read_text())["status"].startswith("interrupted")
     assert (tmp_path / "speed.png").exists()
+
+
+def bench_command(output, max_epochs):
+    return [
+        *(sys.executable, "-m", "sk_reweight", "bench", "--datasets", "digits"),
+        *("--methods", "erm", "--cv", "3", "--no-tune", "--max-epochs", str(max_epochs)),
+        *("--seeds", "1", "--output", str(output)),
+    ]
+
+
+def ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(command, sigint_ignored=False):
+    """Start ``command``; ``sigint_ignored``: as a shell starts a background job (``&``)."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
+    )
+
+
+def assert_report_whole(output, status):
+    """summary.md, config.json and the plots are complete, and no temporary file is left."""
+    summary = (output / "summary.md").read_text()
+    assert f"Status: {status}" in summary
+    assert "| digits | cv | erm | 1 |" in summary
+    assert json.loads((output / "config.json").read_text())["status"] == status.rstrip(".")
+    assert (output / "accuracy.png").exists()
+    assert not [path.name for path in output.iterdir() if path.name.startswith(".")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background_job"])
+def test_sigterm_during_bench_is_handled_like_ctrl_c_and_exits_143(sigint_ignored, tmp_path):
+    process = start(bench_command(tmp_path, 300), sigint_ignored)
+    wait_for(tmp_path / "curves.csv", process)  # the first fold is written, the second trains
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Terminated (SIGTERM): kept 1 finished fit(s)" in stdout
+    assert "Traceback" not in stderr
+    assert pd.read_csv(tmp_path / "results.csv")["fold"].tolist() == [0]
+    assert_report_whole(tmp_path, "terminated (SIGTERM) after 1 of 3 fits.")
+
+
+@pytest.mark.slow
+def test_ctrl_c_pressed_again_and_again_does_not_cut_the_report_short(tmp_path):
+    process = start(bench_command(tmp_path, 300))
+    wait_for(tmp_path / "curves.csv", process)
+    time.sleep(0.5)
+    signals = 0
+    while process.poll() is None and signals < 400:  # through the whole report, 20 s at most
+        process.send_signal(signal.SIGINT)
+        signals += 1
+        time.sleep(0.05)
+    stdout, stderr = process.communicate(timeout=60)
+    assert signals > 3  # some came while the report was written
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "Interrupted: kept 1 finished fit(s)" in stdout
+    assert_report_whole(tmp_path, "interrupted after 1 of 3 fits.")
+
+
+@pytest.mark.slow
+def test_a_killed_bench_run_again_keeps_its_finished_fits_and_completes(tmp_path):
+    command = bench_command(tmp_path, 40)
+    process = start(command)
+    wait_for(tmp_path / "curves.csv", process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    kept = pd.read_csv(tmp_path / "results.csv")
+    assert 1 <= len(kept) < 3
+    again = start(command)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    assert f"keeping {len(kept)} finished fit(s)" in stdout
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert results["fold"].tolist() == [0, 1, 2]  # each fit once
+    pd.testing.assert_frame_equal(results.iloc[: len(kept)], kept)
+    assert json.loads((tmp_path / "config.json").read_text())["status"] == "complete"
+    other = start([*command[:-2], "--cv", "2", *command[-2:]])
+    stdout, stderr = other.communicate(timeout=120)
+    assert other.returncode == 2
+    assert "holds the results of another run (it differs in: cv)" in stderr

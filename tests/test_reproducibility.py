@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 import skops.io as sio
-from joblib import parallel_config
+import torch
+from joblib import Parallel, delayed, parallel_config
 from sklearn.model_selection import GridSearchCV
 
 from sk_reweight import TRUSTED_TYPES, ERMClassifier, RAISClassifier, RGDClassifier
@@ -110,3 +111,30 @@ def test_rais_does_not_depend_on_how_long_its_background_solves_take(digits, mon
     assert any(name.startswith("rais-pt") for name in threads)  # solved in the background
     np.testing.assert_array_equal(late.predict_proba(X), prompt.predict_proba(X))
     assert late.history_[:, "train_loss"] == prompt.history_[:, "train_loss"]
+
+
+@pytest.mark.parametrize("Classifier", [RGDClassifier, RAISClassifier])
+def test_fits_in_parallel_threads_equal_serial_fits_and_leave_torchs_random_state(
+    Classifier, digits
+):
+    X, y = digits[0][:600], digits[1][:600]
+    params = {"device": "cpu", "max_epochs": 3, "dropout": 0.3}
+    seeds = [0, 1]
+
+    def fit(seed, barrier=None):
+        if barrier is not None:
+            barrier.wait()  # both threads train at the same time
+        return Classifier(**params, random_state=seed).fit(X, y).predict_proba(X)
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    serial = [fit(seed) for seed in seeds]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    barrier = threading.Barrier(len(seeds))
+    threaded = Parallel(n_jobs=2, backend="threading")(
+        delayed(fit)(seed, barrier) for seed in seeds
+    )
+    assert torch.equal(torch.random.get_rng_state(), before)  # left as found
+    for in_thread, alone in zip(threaded, serial, strict=True):
+        np.testing.assert_array_equal(in_thread, alone)
+    assert not np.array_equal(serial[0], serial[1])

@@ -16,10 +16,11 @@ on the official *training* data only, which keeps the induced long tail of the
 Output (in the output directory)
 --------------------------------
 ``config.json``
-    Arguments, seeds, versions, platform, device, git commit, status.
+    Arguments, seeds, versions, platform, device, git commit, status, and the
+    ``configuration`` that a re-run into the same directory must match.
 ``results.csv``
-    One row per dataset, split, seed, fold and method; appended (and flushed)
-    after every finished fold, so an interrupted run keeps them.
+    One row per dataset, split, seed, fold and method; each fit's rows are
+    appended in one write after it finishes, so an interrupted run keeps them.
 ``curves.csv``
     Per-epoch training loss, epochs equivalent and cumulative seconds of the
     networks.
@@ -29,15 +30,31 @@ Output (in the output directory)
     run includes ``erm_sgd``), tuned parameters.
 ``accuracy.png``, ``curves_<dataset>.png``
     Accuracy with error bars per dataset; learning curves.
+
+Faults
+------
+Running the same command again into the same output directory resumes the
+run: the finished fits (those with rows in both CSV files) are kept and only
+the missing ones run; a directory holding another configuration's results is
+refused (:data:`REFUSED`) unless ``overwrite``. SIGTERM is handled as a Ctrl-C
+(exit :data:`TERMINATED`); once the run stops, further signals wait until the
+report is written, and every report file is written to a temporary file and
+renamed.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,15 +80,25 @@ from ._methods import (
     quiet_fit,
     refit_seconds,
 )
-from ._parallel import make_runner, torch_threads
+from ._parallel import MAX_RETRIES, make_runner, torch_threads
 from ._plots import plot_learning_curves, plot_scores
 from ._provenance import run_record, write_json
 from ._report import imbalance_ratio, summary_markdown
 
 INTERRUPTED = 130
 """Exit status of a run stopped by Ctrl-C (128 + SIGINT), as a shell reports it."""
+TERMINATED = 143
+"""Exit status of a run stopped by SIGTERM (128 + SIGTERM), as a shell reports it."""
 FAILED = 1
 """Exit status of a run stopped because a dataset could not be downloaded or read."""
+REFUSED = 2
+"""Exit status of a run refused because its output directory holds another run's results."""
+
+RESULT_FILES = ("results.csv", "curves.csv")
+REPORT_FILES = ("summary.md", "accuracy.png", "curves_*.png")
+KEY_COLUMNS = ("dataset", "seed", "fold", "method")
+UNCOMPARED_SETTINGS = ("n_jobs", "scheduler", "data_home")
+"""Settings that do not change a run's results: a re-run may change them."""
 
 
 def load_dataset(name: str, data_home: str | None = None) -> Any:
@@ -234,10 +261,65 @@ def fit_and_score(
 
 
 def append_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Append ``frame`` to a CSV file (with a header when the file is new) and flush it."""
-    with path.open("a", newline="") as stream:
-        frame.to_csv(stream, header=stream.tell() == 0, index=False)
-        stream.flush()
+    """Append ``frame`` to a CSV file (with a header when the file is new) in one write.
+
+    The rows are encoded first and appended with a single ``write`` to a file
+    opened with ``O_APPEND``, so that a process killed at any moment leaves
+    the file with all of them or none (a torn line, after a power cut, is
+    dropped by :func:`read_complete_csv`).
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        header = os.fstat(descriptor).st_size == 0
+        content = memoryview(frame.to_csv(header=header, index=False).encode())
+        while content:
+            content = content[os.write(descriptor, content) :]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_complete_csv(path: Path) -> pd.DataFrame:
+    """The complete lines of a CSV file written by :func:`append_csv` (empty if none)."""
+    if not path.exists():
+        return pd.DataFrame()
+    content = path.read_bytes()
+    content = content[: content.rfind(b"\n") + 1]
+    if not content.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.BytesIO(content))
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` (same suffix) that replaces ``path`` when the block ends.
+
+    A process stopped while the block writes leaves the previous ``path`` (or
+    none), never half a file.
+    """
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix
+    )
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
+def fit_keys(frame: pd.DataFrame) -> set[tuple[str, int, int, str]]:
+    """The (dataset, seed, fold, method) of the fits that have rows in ``frame``."""
+    if frame.empty:
+        return set()
+    keys = frame[list(KEY_COLUMNS)].drop_duplicates().itertuples(index=False)
+    return {(str(d), int(s), int(f), str(m)) for d, s, f, m in keys}
 
 
 @dataclass(frozen=True)
@@ -363,23 +445,153 @@ def run_fit(
     return [{**task.key, **row} for row in rows], curve.assign(**task.key)
 
 
+def run_configuration(settings: BenchSettings) -> dict[str, Any]:
+    """The settings that fix a run's results, as plain JSON values (``config.json``)."""
+    settings_dict = {
+        key: value for key, value in asdict(settings).items() if key not in UNCOMPARED_SETTINGS
+    }
+    return json.loads(json.dumps(settings_dict, default=str))
+
+
+def clear_output(output: Path) -> None:
+    """Delete a run's files from ``output``: results, report and ``config.json``."""
+    for pattern in (*RESULT_FILES, *REPORT_FILES, "config.json"):
+        for path in output.glob(pattern):
+            path.unlink()
+
+
+def finished_fits(
+    output: Path, configuration: dict[str, Any], overwrite: bool
+) -> set[tuple[str, int, int, str]]:
+    """The fits of an earlier run into ``output`` that this run keeps.
+
+    A fit is finished when it has rows in both ``results.csv`` and
+    ``curves.csv``; the rows of unfinished fits (and torn lines) are removed
+    from both files. A directory with results of another configuration (or
+    whose ``config.json`` is missing or unreadable) raises :class:`ValueError`,
+    unless ``overwrite``, which deletes them.
+    """
+    if overwrite:
+        clear_output(output)
+        return set()
+    paths = [output / name for name in RESULT_FILES]
+    if not any(path.exists() and path.stat().st_size for path in paths):
+        return set()
+    try:
+        previous = json.loads((output / "config.json").read_text())["configuration"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = None
+    if previous != configuration:
+        differences = (
+            ["config.json is missing or unreadable"]
+            if not isinstance(previous, dict)
+            else [
+                key
+                for key in sorted(set(previous) | set(configuration))
+                if previous.get(key) != configuration.get(key)
+            ]
+        )
+        raise ValueError(
+            f"{output} holds the results of another run (it differs in: "
+            f"{', '.join(differences)}). Pass another --output, or --overwrite to delete them."
+        )
+    results, curves = (read_complete_csv(path) for path in paths)
+    finished = fit_keys(results) & fit_keys(curves)
+    for path, frame in zip(paths, (results, curves), strict=True):
+        keep = [key in finished for key in fit_row_keys(frame)]
+        torn = path.exists() and not path.read_bytes().endswith(b"\n")
+        if not all(keep) or torn:
+            write_text_atomically(path, frame[keep].to_csv(index=False) if any(keep) else "")
+    return finished
+
+
+def fit_row_keys(frame: pd.DataFrame) -> list[tuple[str, int, int, str]]:
+    """The (dataset, seed, fold, method) of each row of ``frame``."""
+    if frame.empty:
+        return []
+    rows = frame[list(KEY_COLUMNS)].itertuples(index=False)
+    return [(str(d), int(s), int(f), str(m)) for d, s, f, m in rows]
+
+
+@contextmanager
+def sigterm_as_sigint() -> Iterator[list[int]]:
+    """SIGTERM handled in the block as a Ctrl-C: by the SIGINT handler in effect when it comes.
+
+    Batch schedulers and Kubernetes stop a job with SIGTERM; handled like
+    Ctrl-C, it ends the fit under way at a step boundary, keeps the finished
+    fits and writes the report. The yielded list records the signals
+    received (the caller exits with :data:`TERMINATED`). When SIGINT is
+    ignored (a background job), Python's Ctrl-C handler is installed for the
+    block, so that SIGTERM still stops the run gracefully. Main thread only.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if sigint_ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if sigint_ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM recorded, not acted on, in the block: the report is written whole.
+
+    A second Ctrl-C (or a SIGTERM) while the stopped run writes its report
+    would leave it half-written; in the block such signals are only counted,
+    and a message says that the report is being finished. Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def wait(signum: int, frame: Any) -> None:
+        print("\nWriting the report; it takes a few seconds.", file=sys.stderr, flush=True)
+
+    previous = {number: signal.signal(number, wait) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _write_report(
     output: Path, settings: BenchSettings, datasets: list[dict], status: str
 ) -> None:
-    """Write ``summary.md`` and the PNG plots from the CSV files written so far."""
-    results_path, curves_path = output / "results.csv", output / "curves.csv"
-    results = pd.read_csv(results_path) if results_path.exists() else pd.DataFrame()
-    (output / "summary.md").write_text(
-        summary_markdown(results, datasets, settings.protocol(), BASELINES, status)
+    """Write ``summary.md`` and the PNG plots from the CSV files written so far.
+
+    Every file goes through a temporary file and a rename.
+    """
+    results = read_complete_csv(output / "results.csv")
+    curves = read_complete_csv(output / "curves.csv")
+    write_text_atomically(
+        output / "summary.md",
+        summary_markdown(results, datasets, settings.protocol(), BASELINES, status),
     )
     if not results.empty:
-        plot_scores(results, output / "accuracy.png")
-    if curves_path.exists():
-        curves = pd.read_csv(curves_path)
+        with atomic_path(output / "accuracy.png") as path:
+            plot_scores(results, path)
+    if not curves.empty:
         for dataset, frame in curves.groupby("dataset", sort=False):
-            plot_learning_curves(
-                frame, output / f"curves_{dataset}.png", f"{dataset}: learning curves"
-            )
+            with atomic_path(output / f"curves_{dataset}.png") as path:
+                plot_learning_curves(frame, path, f"{dataset}: learning curves")
 
 
 def _finish(output: Path, settings: BenchSettings, record: dict, status: str) -> None:
@@ -389,7 +601,9 @@ def _finish(output: Path, settings: BenchSettings, record: dict, status: str) ->
     _write_report(output, settings, record["datasets"], status)
 
 
-def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -> int:
+def run_bench(
+    settings: BenchSettings, output: Path, argv: Sequence[str] = (), overwrite: bool = False
+) -> int:
     """Run the benchmark, writing results into ``output``; return the exit status.
 
     Every fit is a :class:`FitTask` run by :func:`run_fit`: in this process,
@@ -398,34 +612,78 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
     ``settings.scheduler``), to which each dataset is sent once. Results are
     appended to the CSV files as the fits finish (in order when serial).
 
+    A run into a directory that holds an earlier run of the same
+    configuration (:func:`run_configuration`: every setting but ``n_jobs``,
+    ``scheduler`` and ``data_home``) keeps its finished fits and runs the
+    others (:func:`finished_fits`); another configuration's results are
+    refused, or deleted with ``overwrite``.
+
     Returns
     -------
     status : int
-        0 when every fit finished, :data:`INTERRUPTED` after Ctrl-C (which
-        stops the fit under way, or cancels the cluster's pending tasks),
-        :data:`FAILED` when a dataset could not be downloaded or read (an
-        :class:`OSError`; the fits already submitted finish first). In both
-        cases the finished fits' results are kept and summarised.
+        0 when every fit finished, :data:`INTERRUPTED` after Ctrl-C and
+        :data:`TERMINATED` after SIGTERM (which stop the fit under way, or
+        cancel the cluster's pending tasks), :data:`FAILED` when a dataset
+        could not be downloaded or read (an :class:`OSError`; the fits already
+        submitted finish first), :data:`REFUSED` when ``output`` holds another
+        run's results. In the first three cases the finished fits' results are
+        kept and summarised.
     """
     output.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.csv", "curves.csv"):
-        (output / stale).unlink(missing_ok=True)
+    configuration = run_configuration(settings)
+    try:
+        kept = finished_fits(output, configuration, overwrite)
+    except ValueError as exc:
+        print(f"sk-reweight: error: {exc}", file=sys.stderr)
+        return REFUSED
     record = run_record(
         list(argv),
         {**asdict(settings), "output": str(output)},
         settings.budget.device,
     )
+    record["configuration"] = configuration
+    record["kept_fits"] = len(kept)
     record["seeds"] = list(range(settings.seeds))
     record["training_seed"] = "1000 * seed + fold (harness._evaluation.training_seed)"
     record["datasets"] = []
     write_json(output / "config.json", record)
+    if kept:
+        print(f"Resuming the run in {output}: keeping {len(kept)} finished fit(s).")
 
     n_fits = len(settings.datasets) * settings.seeds * settings.cv * len(settings.methods)
     runner = make_runner(settings.n_jobs, settings.scheduler, settings.threads, settings.methods)
     record["runner"] = runner.describe()
-    progress = tqdm(total=n_fits, desc="bench", unit="fit")
-    pending: set[Future] = set()
-    finished = 0
+    progress = tqdm(total=n_fits, initial=len(kept), desc="bench", unit="fit")
+    pending: dict[Future, tuple[Any, FitTask]] = {}
+    retries: dict[tuple, int] = {}
+    finished = len(kept)
+
+    def submit(shipped: Any, task: FitTask) -> None:
+        pending[runner.submit(run_fit, shipped, task, settings)] = (shipped, task)
+
+    def result(future: Future) -> tuple[list[dict[str, Any]], pd.DataFrame] | None:
+        """The fit's result, or None when it was lost with a worker and is submitted again."""
+        shipped, task = pending.pop(future)
+        try:
+            return future.result()
+        except BaseException as exc:
+            key = tuple(task.key.values())
+            if not runner.lost(exc):
+                raise
+            if retries.get(key, 0) >= MAX_RETRIES:
+                raise ConnectionError(
+                    f"the fit of {task.key} was lost with its worker {MAX_RETRIES + 1} times "
+                    f"({type(exc).__name__}); check the cluster's workers"
+                ) from exc
+            retries[key] = retries.get(key, 0) + 1
+            record["retried_fits"] = sum(retries.values())
+            progress.write(
+                f"A worker was lost with the fit of {task.key} ({type(exc).__name__}): "
+                f"running it again ({retries[key]} of {MAX_RETRIES}).",
+                file=sys.stderr,
+            )
+            submit(runner.recover(shipped), task)
+            return None
 
     def write_finished(block: bool) -> None:
         """Append the results of the fits that have finished (all of them when ``block``)."""
@@ -435,8 +693,10 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
             if not done:
                 return
             for future in done:
-                pending.remove(future)
-                rows, curve = future.result()
+                outcome = result(future)
+                if outcome is None:
+                    continue
+                rows, curve = outcome
                 with sigint_recorded() as sigint:  # a Ctrl-C waits until both files have the fit
                     append_csv(pd.DataFrame(rows), output / "results.csv")
                     append_csv(curve, output / "curves.csv")
@@ -445,43 +705,53 @@ def run_bench(settings: BenchSettings, output: Path, argv: Sequence[str] = ()) -
                 if sigint.received:
                     raise KeyboardInterrupt
 
-    try:
+    status, code, message = "complete", 0, None
+    with sigterm_as_sigint() as terminated:
         try:
-            for name in settings.datasets:
-                data = prepare_dataset(load_dataset(name, settings.data_home), settings.max_rows)
-                record["datasets"].append(data.info)
-                write_json(output / "config.json", record)
-                # Workers get the arrays only: the loaded source stays here.
-                shipped = runner.ship(replace(data, source=None))
-                for task in fit_tasks(name, data, settings):
-                    progress.set_postfix_str(
-                        f"{name} seed {task.seed} fold {task.fold} {task.method}"
+            try:
+                for name in settings.datasets:
+                    data = prepare_dataset(
+                        load_dataset(name, settings.data_home), settings.max_rows
                     )
-                    pending.add(runner.submit(run_fit, shipped, task, settings))
-                    write_finished(block=False)
-        except OSError:  # a dataset that cannot be loaded: the submitted fits still count
+                    record["datasets"].append(data.info)
+                    write_json(output / "config.json", record)
+                    # Workers get the arrays only: the loaded source stays here.
+                    shipped = None
+                    for task in fit_tasks(name, data, settings):
+                        key = (task.dataset, task.seed, task.fold, task.method)
+                        if key in kept:
+                            continue
+                        if shipped is None:
+                            shipped = runner.ship(replace(data, source=None))
+                        progress.set_postfix_str(
+                            f"{name} seed {task.seed} fold {task.fold} {task.method}"
+                        )
+                        submit(shipped, task)
+                        write_finished(block=False)
+            except OSError:  # a dataset that cannot be loaded: the submitted fits still count
+                write_finished(block=True)
+                raise
             write_finished(block=True)
-            raise
-        write_finished(block=True)
-    except KeyboardInterrupt:
-        for future in pending:
-            future.cancel()
-        progress.close()
-        _finish(output, settings, record, f"interrupted after {finished} of {n_fits} fits")
-        print(f"\nInterrupted: kept {finished} finished fit(s) in {output}")
-        return INTERRUPTED
-    except OSError as exc:
-        progress.close()
-        _finish(output, settings, record, f"stopped after {finished} of {n_fits} fits: {exc}")
-        print(
-            f"sk-reweight: error: {exc}\nKept {finished} finished fit(s) in {output}",
-            file=sys.stderr,
-        )
-        return FAILED
-    finally:
-        runner.close()
-    progress.close()
-    _finish(output, settings, record, "complete")
-    print((output / "summary.md").read_text())
-    print(f"Results written to {output}")
-    return 0
+        except KeyboardInterrupt:
+            with signals_deferred():
+                code = TERMINATED if terminated else INTERRUPTED
+                how = "terminated (SIGTERM)" if terminated else "interrupted"
+                status = f"{how} after {finished} of {n_fits} fits"
+                message = (
+                    f"\n{how[0].upper()}{how[1:]}: kept {finished} finished fit(s) in {output}"
+                )
+        except OSError as exc:
+            code, status = FAILED, f"stopped after {finished} of {n_fits} fits: {exc}"
+            message = f"sk-reweight: error: {exc}\nKept {finished} finished fit(s) in {output}"
+        with signals_deferred():
+            for future in pending:
+                future.cancel()
+            runner.close()
+            progress.close()
+            _finish(output, settings, record, status)
+            if code == 0:
+                print((output / "summary.md").read_text())
+                print(f"Results written to {output}")
+            else:
+                print(message, file=sys.stderr if code == FAILED else sys.stdout)
+    return code

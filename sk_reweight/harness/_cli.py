@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every fit as a task on the dask.distributed cluster of this scheduler "
         "(e.g. tcp://host:8786); the data are loaded here and sent to the workers",
     )
+    bench.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the results of another run found in --output (by default a run into a "
+        "directory of the same configuration resumes it, keeping its finished fits, and one "
+        "holding another configuration's results is refused)",
+    )
     _add_common(bench)
 
     speed = commands.add_parser(
@@ -309,7 +316,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             n_jobs=args.n_jobs,
             scheduler=args.scheduler,
         )
-        return run_bench(bench, output, argv)
+        return run_bench(bench, output, argv, overwrite=args.overwrite)
 
     from ._speed import SpeedSettings, run_speed
 

@@ -16,13 +16,14 @@ imported only when a :class:`DaskRunner` starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -114,12 +115,24 @@ def clamp_jobs(n_jobs: int, threads: int, methods: Sequence[str], cores: int) ->
     return fitting
 
 
+MAX_RETRIES = 3
+"""Times a fit lost with a worker (or with the data it needed) is submitted again."""
+
+
 class SerialRunner:
     """Runs every fit at once, in this process; a Ctrl-C reaches it directly."""
 
     def ship(self, data: Any) -> Any:
         """The object the tasks receive for ``data``: ``data`` itself."""
         return data
+
+    def lost(self, error: BaseException) -> bool:
+        """Whether ``error`` says that a fit was lost with a worker: never, in this process."""
+        return False
+
+    def recover(self, shipped: Any) -> Any:
+        """``shipped`` again: data in this process cannot be lost."""
+        return shipped
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run ``function(*args)`` now; a finished future holds its result (errors propagate)."""
@@ -181,10 +194,40 @@ class DaskRunner:
         else:
             self.client = Client(scheduler)
         self._executor = self.client.get_executor(pure=False)
+        self._local: dict[str, Any] = {}
+        self._replaced: dict[str, Any] = {}
 
     def ship(self, data: Any) -> Any:
-        """Send ``data`` to the cluster once; tasks receive the returned reference."""
-        return self.client.scatter(data)
+        """Send ``data`` to every worker of the cluster; tasks receive the returned reference.
+
+        A copy on every worker (``broadcast``) survives the loss of any of
+        them; the data are also kept here until the runner closes, so that
+        :meth:`recover` can send them again if every copy is lost.
+        """
+        shipped = self.client.scatter(data, broadcast=True, hash=False)
+        self._local[shipped.key] = data
+        return shipped
+
+    def lost(self, error: BaseException) -> bool:
+        """Whether ``error``, raised by a task's future, says that the task was lost.
+
+        A task is lost when its worker died more often than dask's
+        ``distributed.scheduler.allowed-failures`` (``KilledWorker``; dask
+        reschedules it silently before that) or when data it needed were lost
+        with their workers (the future is cancelled).
+        """
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(error, CancelledError | asyncio.CancelledError | KilledWorker)
+
+    def recover(self, shipped: Any) -> Any:
+        """A reference to the data of ``shipped`` that the cluster holds (sent again if lost)."""
+        shipped = self._replaced.get(shipped.key, shipped)
+        if shipped.status == "finished":
+            return shipped
+        again = self.ship(self._local.pop(shipped.key))
+        self._replaced[shipped.key] = again
+        return again
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
         """Submit ``function(*args)`` as a task (``function`` importable on the workers)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -79,5 +80,11 @@ def run_record(argv: list[str], arguments: dict[str, Any], device: str) -> dict[
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Write ``record`` as indented JSON (non-JSON values as their ``str``)."""
-    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    """Write ``record`` as indented JSON (non-JSON values as their ``str``).
+
+    Through a temporary file and a rename: a process stopped while writing
+    leaves the previous file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    os.replace(temporary, path)

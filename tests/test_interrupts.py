@@ -126,8 +126,8 @@ def test_the_sigint_handler_is_restored_after_fit_and_after_errors(digits, previ
     assert previous_handler.received == []
 
 
-def wait_for(path, process, timeout=60.0):
-    """Wait until ``path`` exists while ``process`` runs."""
+def wait_for(path, process, timeout=180.0):
+    """Wait until ``path`` exists while ``process`` runs (generously: a loaded CI machine)."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, process.communicate()

@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from sk_reweight import ERMClassifier
+from sk_reweight import ERMClassifier, RAISClassifier
 from sk_reweight.harness._curves import (
     CURVE_COLUMNS,
     frontier_accuracy,
@@ -66,6 +66,18 @@ def test_learning_curve_of_the_packages_classifier(breast_cancer):
     assert curve["epochs_equivalent"].tolist() == curve["epoch"].tolist()
     assert curve["train_loss"].tolist() == model.loss_curve_
     assert np.allclose(np.diff(curve["seconds"], prepend=0), model.history_[:, "dur"])
+    assert not curve["importance_sampled"].any()
+
+
+def test_learning_curve_says_which_epochs_rais_importance_sampled(breast_cancer):
+    X, y = breast_cancer
+    # An assumed step cost of 100: every try of importance sampling is followed by uniform epochs.
+    model = RAISClassifier(max_epochs=8, device="cpu", random_state=0, uniform_fallback=100.0)
+    curve = learning_curve(model.fit(X, y), fit_seconds=1.0)
+    sampling = model.history_[:, "sampling"]
+    assert curve["importance_sampled"].tolist() == [kind == "importance" for kind in sampling]
+    assert curve["importance_sampled"].any()
+    assert not curve["importance_sampled"].all()
 
 
 def test_learning_curve_of_mlp_spreads_its_fit_time(breast_cancer):

@@ -192,7 +192,9 @@ def test_a_method_run_equal_to_a_uniform_run_is_at_equal_time(frontier, data):
 def test_race_results_measure_every_run_against_the_full_uniform_run():
     def curve(losses, seconds, accuracy):
         frame = _curve(losses, seconds, **{TEST_ACCURACY: accuracy, TEST_LOG_LOSS: losses})
-        return frame.assign(epochs_equivalent=frame["epoch"], solve_seconds=0.0, gain_ratio=1.0)
+        return frame.assign(
+            epochs_equivalent=frame["epoch"], solve_seconds=0.0, gain_ratio=1.0
+        ).assign(importance_sampled=frame["epoch"] > 1)
 
     curves = pd.concat(
         [
@@ -207,6 +209,7 @@ def test_race_results_measure_every_run_against_the_full_uniform_run():
     assert results.loc[("m", 2), "seconds_to_target"] == pytest.approx(1.5 + 1.5 * 3 / 4)
     assert results.loc[("m", 1), "test_accuracy"] == 0.75
     assert results["epochs_run"].tolist() == [1, 2, 1, 2]
+    assert results["importance_sampled_epochs"].tolist() == [0, 1, 0, 1]
 
 
 def test_within_noise_compares_the_median_with_the_seeds_spread():

@@ -22,6 +22,7 @@ CURVE_COLUMNS = [
     "seconds",
     "solve_seconds",
     "gain_ratio",
+    "importance_sampled",
 ]
 
 
@@ -43,9 +44,11 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
         progress; the epoch for uniform sampling), ``train_loss`` and
         ``seconds`` (cumulative training time at the end of the epoch),
         ``solve_seconds`` (RAIS's time in (PT) solves during the epoch; 0 for
-        the others) and ``gain_ratio`` (RAIS's learning-rate factor, the
-        epoch's mean; 1 for the others). Empty for a classifier without a loss
-        curve (gradient boosting).
+        the others), ``gain_ratio`` (RAIS's learning-rate factor, the
+        epoch's mean; 1 for the others) and ``importance_sampled`` (whether
+        RAIS drew any of the epoch's minibatches from its distribution rather
+        than uniformly; False for the others). Empty for a classifier without
+        a loss curve (gradient boosting).
     """
     # The package's classifiers expose ``history_``; a plain skorch net, ``history``.
     history = getattr(classifier, "history_", getattr(classifier, "history", None))
@@ -60,6 +63,9 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
                 "seconds": np.cumsum([record["dur"] for record in history]),
                 "solve_seconds": [record.get("solve_seconds", 0.0) for record in history],
                 "gain_ratio": [record.get("gain_ratio", 1.0) for record in history],
+                "importance_sampled": [
+                    record.get("sampling") == "importance" for record in history
+                ],
             }
         )
     losses = getattr(classifier, "loss_curve_", None)
@@ -74,6 +80,7 @@ def learning_curve(classifier: BaseEstimator, fit_seconds: float) -> pd.DataFram
             "seconds": fit_seconds * epoch / len(losses),
             "solve_seconds": 0.0,
             "gain_ratio": 1.0,
+            "importance_sampled": False,
         }
     )
 

@@ -550,7 +550,9 @@ def race_results(curves: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame
         schedule), ``epochs_run``, ``epochs_equivalent`` (at the end),
         ``seconds`` (sum of the epochs' durations), ``test_accuracy``,
         ``test_log_loss`` (final), ``solve_seconds`` (total),
-        ``mean_gain_ratio`` (over epochs) and the :func:`speed_summary` of the
+        ``mean_gain_ratio`` (over epochs), ``importance_sampled_epochs`` (RAIS's
+        epochs that drew from its distribution: the others were uniform, before
+        its first (PT) solve or by its speed governor) and the :func:`speed_summary` of the
         run against the same seed's uniform SGD with the full budget (whose
         own row has speed-up and overhead 1 when it reaches its final loss
         only at the end). Rows in the order the runs trained.
@@ -574,6 +576,7 @@ def race_results(curves: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame
                 "test_log_loss": float(curve[TEST_LOG_LOSS].iloc[-1]),
                 "solve_seconds": float(curve["solve_seconds"].sum()),
                 "mean_gain_ratio": float(curve["gain_ratio"].mean()),
+                "importance_sampled_epochs": int(curve["importance_sampled"].sum()),
                 **speed_summary(baseline, curve, loss),
             }
         )
@@ -712,6 +715,7 @@ def method_table(results: pd.DataFrame) -> pd.DataFrame:
                 "epochs run": f"{runs['epochs_run'].median():g}",
                 "epochs equiv.": f"{runs['epochs_equivalent'].median():.2f}",
                 "mean gain ratio": f"{runs['mean_gain_ratio'].median():.3f}",
+                "importance-sampled epochs": f"{runs['importance_sampled_epochs'].median():g}",
                 "PT seconds": f"{runs['solve_seconds'].median():.1f}",
                 "seconds": f"{runs['seconds'].median():.1f}",
                 "overhead/epoch (all, after 1st)": (

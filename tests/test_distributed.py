@@ -128,6 +128,7 @@ def test_a_rais_model_fitted_on_a_worker_comes_back_whole(client, digits):
     assert np.array_equal(restored.predict_proba(X), local.predict_proba(X))
 
 
+@pytest.mark.slow  # a real subprocess: 30-40 s
 def test_ctrl_c_during_a_parallel_bench_keeps_the_finished_fits_and_exits_130(tmp_path):
     """A terminal's Ctrl-C (SIGINT to the whole process group) stops ``--n-jobs 2`` cleanly."""
     command = [

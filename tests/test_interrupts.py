@@ -135,6 +135,7 @@ def wait_for(path, process, timeout=180.0):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a real subprocess: 30-40 s
 def test_ctrl_c_during_bench_keeps_the_finished_folds_and_exits_130(tmp_path):
     command = [
         *(sys.executable, "-m", "sk_reweight", "bench", "--datasets", "digits"),
@@ -159,6 +160,7 @@ def test_ctrl_c_during_bench_keeps_the_finished_folds_and_exits_130(tmp_path):
     assert (tmp_path / "accuracy.png").exists()
 
 
+@pytest.mark.slow  # a real subprocess: 30-40 s
 def test_ctrl_c_during_speed_keeps_the_finished_seeds_and_exits_130(tmp_path):
     command = [
         *(sys.executable, "-m", "sk_reweight", "speed", "--dataset", "digits"),

@@ -259,7 +259,7 @@ class TrainingCheckpoint(Callback):
         self.filename = check_filename(filename)
 
     def path_for(self, fingerprint: dict[str, Any]) -> Path:
-        """The checkpoint file of the fit with ``fingerprint`` (:func:`training_fingerprint`)."""
+        """The checkpoint file of the fit with ``fingerprint`` (what a fit records of itself)."""
         digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
         name = Path(check_filename(self.filename))
         return Path(self.dirname) / f"{name.stem}-{digest[:16]}{name.suffix}"

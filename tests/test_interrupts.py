@@ -137,12 +137,7 @@ def wait_for(path, process, timeout=180.0):
 
 @pytest.mark.slow  # a real subprocess: 30-40 s
 def test_ctrl_c_during_bench_keeps_the_finished_folds_and_exits_130(tmp_path):
-    command = [
-        *(sys.executable, "-m", "sk_reweight", "bench", "--datasets", "digits"),
-        *("--methods", "erm", "--cv", "3", "--no-tune", "--max-epochs", "300", "--seeds", "1"),
-        *("--output", str(tmp_path)),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start(bench_command(tmp_path, 300))
     wait_for(tmp_path / "curves.csv", process)  # the first fold is written, the second trains
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.utils.class_weight import compute_sample_weight
@@ -15,7 +16,10 @@ from sk_reweight._data import TensorDataset
 from sk_reweight._infobatch import InfoBatchPolicy, below_mean, prunes_in_epoch, pruning_weights
 from sk_reweight._policies import TrainingStep
 from sk_reweight._schedules import cosine_schedule
+from sk_reweight.harness import main
+from sk_reweight.harness._methods import Budget, make_model
 
+from . import fake_datasets
 from .test_checkpoint import FailsAtEpoch, only_checkpoint, saved_epochs
 
 FAST = {
@@ -229,3 +233,20 @@ def test_a_crashed_fit_resumes_exactly_with_its_scores(breast_cancer, tmp_path):
 def test_parameters_out_of_range_are_refused_before_training(params, named, breast_cancer):
     with pytest.raises(ValueError, match=named):
         InfoBatchClassifier(**{**FAST, **params}).fit(*breast_cancer)
+
+
+# ---------------------------------------------------------------- the harness
+
+
+def test_the_harness_races_infobatch_against_uniform_sgd(tmp_path, monkeypatch):
+    fake_datasets.install(monkeypatch)
+    model = make_model("infobatch", "tabular", 2, None, Budget(), seed=3, tune=False)[-1]
+    assert isinstance(model, InfoBatchClassifier)
+    assert (model.optimizer, model.lr, model.random_state) == ("sgd", Budget().sgd_lr, 3)
+    argv = ["speed", "--dataset", "breast_cancer", "--method", "infobatch", "--max-epochs", "4",
+            "--hidden", "16", "--budgets", "1", "--param", "anneal=0.25",
+            "--output", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    speed = pd.read_csv(tmp_path / "speed.csv")
+    assert speed["method"].tolist() == ["uniform SGD", "infobatch (sgd)"]
+    assert (speed["epochs_run"] == 4).all()  # the same epochs, the method's with fewer steps

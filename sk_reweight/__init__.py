@@ -3,6 +3,7 @@
 - :class:`ERMClassifier`: plain empirical risk minimisation, the baseline.
 - :class:`RGDClassifier`: Stochastic Re-weighted Gradient Descent (KL-DRO).
 - :class:`RAISClassifier`: Robust Approximate Importance Sampling (RAIS-SGD).
+- :class:`InfoBatchClassifier`: InfoBatch, unbiased dynamic pruning of well-learned examples.
 - :func:`default_module`: the network the classifiers build when ``module`` is ``None``.
 - :func:`sigint_recorded`: the Ctrl-C handling of their training, for other training loops.
 - :class:`TrainingCheckpoint`: a callback that makes a long fit resumable after a crash.
@@ -15,6 +16,7 @@ and uses only these public names and :mod:`sk_reweight.datasets`.
 from ._checkpoint import TrainingCheckpoint
 from ._engine import sigint_recorded
 from ._erm import ERMClassifier
+from ._infobatch import InfoBatchClassifier
 from ._modules import default_module
 from ._persistence import TRUSTED_TYPES
 from ._rais import RAISClassifier, UncertaintySet
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "TRUSTED_TYPES",
     "ERMClassifier",
+    "InfoBatchClassifier",
     "RAISClassifier",
     "RGDClassifier",
     "TrainingCheckpoint",

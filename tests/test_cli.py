@@ -51,7 +51,10 @@ def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch)
         (["bench", "--lr", "-1"], "must be a positive number, got -1"),
         (["bench", "--no-tune", "--tune", "--threads", "x"], "invalid _positive_int value"),
         (["speed", "--dataset", "adult_typo"], "unknown dataset adult_typo"),
-        (["speed", "--method", "hgb"], "unknown method hgb; choose from rais, rgd, erm"),
+        (
+            ["speed", "--method", "hgb"],
+            "unknown method hgb; choose from rais, infobatch, rgd, erm",
+        ),
         (["speed", "--param", "refresh=2"], "unknown rais parameter(s) refresh; choose from"),
         (["speed", "--param", "refresh_interval"], "expected NAME=VALUE, got 'refresh_interval'"),
         (["speed", "--budgets", "0.5", "0"], "must be a fraction in (0, 1], got 0"),

@@ -51,6 +51,7 @@ def test_every_public_method_of_the_classifiers_is_documented():
         sk_reweight.ERMClassifier,
         sk_reweight.RGDClassifier,
         sk_reweight.RAISClassifier,
+        sk_reweight.InfoBatchClassifier,
     ):
         own = {
             name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, InfoBatchClassifier, RAISClassifier, RGDClassifier
 
 # Each entry: check name -> why it cannot pass for a stochastic minibatch trainer.
 # Precedent: scikit-learn marks the same checks as expected failures for SGDClassifier.
@@ -31,6 +31,7 @@ ESTIMATORS = [
         device="cpu",
     ),
     RAISClassifier(max_epochs=30, random_state=0, device="cpu"),
+    InfoBatchClassifier(max_epochs=30, random_state=0, device="cpu"),
 ]
 
 

@@ -17,13 +17,14 @@ import sk_reweight
 from sk_reweight import (
     TRUSTED_TYPES,
     ERMClassifier,
+    InfoBatchClassifier,
     RAISClassifier,
     RGDClassifier,
     TrainingCheckpoint,
 )
 from sk_reweight._batchnorm import WeightedBatchNorm2d
 
-CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
+CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier, InfoBatchClassifier]
 QUICK = {"max_epochs": 3, "device": "cpu", "random_state": 0}
 
 

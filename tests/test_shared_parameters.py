@@ -8,13 +8,18 @@ import re
 
 import pytest
 
-from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, InfoBatchClassifier, RAISClassifier, RGDClassifier
 from sk_reweight._base import SHARED_PARAMETERS_DOC, BaseReweightingClassifier
 from sk_reweight._rais._estimator import PAPER_DEFAULTS
 
 SHARED = list(inspect.signature(BaseReweightingClassifier).parameters.values())
 
-DEFAULT_OVERRIDES = {ERMClassifier: {}, RGDClassifier: {}, RAISClassifier: PAPER_DEFAULTS}
+DEFAULT_OVERRIDES = {
+    ERMClassifier: {},
+    RGDClassifier: {},
+    RAISClassifier: PAPER_DEFAULTS,
+    InfoBatchClassifier: {},
+}
 """The shared defaults each classifier deliberately changes."""
 
 

@@ -125,11 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         default=["erm", "rgd", "skorch", "mlp", "hgb"],
-        help="methods among erm rgd rais erm_sgd skorch mlp hgb (default: erm rgd skorch mlp hgb)",
+        help="methods among erm rgd rais infobatch erm_sgd skorch mlp hgb "
+        "(default: erm rgd skorch mlp hgb)",
     )
     bench.add_argument("--cv", type=_positive_int, default=5, help="folds (default 5)")
     bench.add_argument(
-        "--sgd-lr", type=_positive_float, help="learning rate of the SGD methods (rais, erm_sgd)"
+        "--sgd-lr",
+        type=_positive_float,
+        help="learning rate of the SGD methods (rais, infobatch, erm_sgd)",
     )
     bench.add_argument(
         "--tune",
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "time-to-target and held-out accuracy at equal time",
     )
     speed.add_argument("--dataset", default="digits", help="dataset name (default digits)")
-    speed.add_argument("--method", default="rais", help="rais (default), rgd or erm")
+    speed.add_argument("--method", default="rais", help="rais (default), infobatch, rgd or erm")
     speed.add_argument(
         "--optimizer", default="sgd", choices=["sgd", "adam"], help="the method's optimizer"
     )

@@ -1,7 +1,7 @@
 """The methods a benchmark compares: a registry of unfitted scikit-learn models.
 
 Each entry builds, for one dataset, the classifier a user would fit: the
-package's ERM / RGD / RAIS estimators, and the choices a tabular user would
+package's ERM / RGD / RAIS / InfoBatch estimators, and the choices a tabular user would
 make instead (plain skorch, scikit-learn's MLPClassifier, histogram gradient
 boosting). Every neural network gets the same architecture, optimizer,
 minibatch size and epoch budget (a :class:`Budget`), so that their differences
@@ -32,6 +32,7 @@ from skorch import NeuralNetClassifier
 
 from sk_reweight import (
     ERMClassifier,
+    InfoBatchClassifier,
     RAISClassifier,
     RGDClassifier,
     default_module,
@@ -48,7 +49,7 @@ class Budget:
 
     The defaults are a two-layer MLP of 256 units (for images: the package's
     compact VGG-style CNN with a 256-unit head), Adam at learning rate 1e-3 (the methods
-    trained by SGD with momentum 0.9, RAIS and ERM-SGD, at ``sgd_lr``),
+    trained by SGD with momentum 0.9, RAIS, InfoBatch and ERM-SGD, at ``sgd_lr``),
     minibatches of 256 examples and 50 epochs without early stopping.
     """
 
@@ -209,6 +210,12 @@ METHODS: dict[str, Method] = {
     "erm": Method("ERM", _package_network(ERMClassifier), _lr_grid, convolutional=True),
     "rgd": Method("RGD", _package_network(RGDClassifier), _rgd_grid, convolutional=True),
     "rais": Method("RAIS", _rais, _sgd_lr_grid, convolutional=True),
+    "infobatch": Method(
+        "InfoBatch",
+        _package_network(InfoBatchClassifier, "sgd"),
+        _sgd_lr_grid,
+        convolutional=True,
+    ),
     "erm_sgd": Method(
         "ERM (SGD)", _package_network(ERMClassifier, "sgd"), _sgd_lr_grid, convolutional=True
     ),
@@ -222,7 +229,7 @@ METHODS: dict[str, Method] = {
 
 BASELINES = ("erm", "erm_sgd")
 """The methods every other one is tested against, when they are part of a run: ERM with Adam,
-and ERM with SGD (momentum 0.9), the like-for-like baseline of RAIS."""
+and ERM with SGD (momentum 0.9), the like-for-like baseline of RAIS and InfoBatch."""
 
 
 def make_model(

@@ -63,7 +63,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
+from sk_reweight import ERMClassifier, InfoBatchClassifier, RAISClassifier, RGDClassifier
 
 from ._bench import INTERRUPTED, PreparedDataset, load_dataset, prepare_dataset, take
 from ._curves import (
@@ -86,7 +86,12 @@ TEST_ACCURACY = "test_accuracy"
 """Curve column of the held-out accuracy after each epoch."""
 TEST_LOG_LOSS = "test_log_loss"
 """Curve column of the held-out log-loss (mean cross-entropy) after each epoch."""
-SPEED_METHODS = {"rais": RAISClassifier, "rgd": RGDClassifier, "erm": ERMClassifier}
+SPEED_METHODS = {
+    "rais": RAISClassifier,
+    "infobatch": InfoBatchClassifier,
+    "rgd": RGDClassifier,
+    "erm": ERMClassifier,
+}
 """Methods ``speed`` can compare with uniform SGD: the package's own classifiers."""
 
 SPEED_BUDGET = Budget(lr=0.05, batch_size=128, max_epochs=20)

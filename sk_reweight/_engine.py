@@ -62,6 +62,17 @@ def weighted_mean_loss(
     return torch.dot(weight, losses) / total_weight
 
 
+def weighted_accuracy(predicted: Tensor, y: Tensor, sample_weight: Tensor) -> float:
+    """The sample-weighted share of correct predictions; NaN when the examples weigh nothing.
+
+    What :class:`~sklearn.neural_network.MLPClassifier` records as its
+    validation score (``validation_scores_``), read from the device once.
+    """
+    correct = torch.dot(sample_weight, (predicted == y).to(sample_weight.dtype))
+    correct_weight, total_weight = torch.stack([correct, sample_weight.sum()]).tolist()
+    return correct_weight / total_weight if total_weight > 0 else math.nan
+
+
 def weighted_layers(module: nn.Module) -> list[WeightedBatchNorm2d]:
     """The layers of ``module`` that weight their batch statistics by sampling weights."""
     return [layer for layer in module.modules() if isinstance(layer, WeightedBatchNorm2d)]
@@ -268,9 +279,8 @@ class ReweightingNet(NeuralNetClassifier):
         if iterator is None:
             return
         loss_sum = torch.zeros((), device=self.device)
-        # Validation only: the sample-weighted count of correct predictions, and the weights.
-        correct_weight = torch.zeros((), device=self.device)
-        total_weight = torch.zeros((), device=self.device)
+        # Validation only: each batch's predicted classes, labels and weights, for valid_acc.
+        predictions: list[tuple[Tensor, Tensor, Tensor]] = []
         n_examples = n_batches = 0
         for batch in iterator:
             X, (y, sample_weight, indices) = batch
@@ -280,9 +290,7 @@ class ReweightingNet(NeuralNetClassifier):
             batch_size = len(X)
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             if not training:
-                correct = step["y_pred"].argmax(dim=1) == y
-                correct_weight.add_(torch.dot(sample_weight, correct.to(sample_weight.dtype)))
-                total_weight.add_(sample_weight.sum())
+                predictions.append((step["y_pred"].argmax(dim=1), y, sample_weight))
             n_examples += batch_size
             n_batches += 1
             if self._records_batches:
@@ -305,22 +313,17 @@ class ReweightingNet(NeuralNetClassifier):
         self.history.record(f"{prefix}_batch_count", n_batches)
         self.history.record(key, mean_loss)
         self.history.record(f"{key}_best", mean_loss < best_before)
-        if not training:
-            self._record_accuracy(f"{prefix}_acc", correct_weight.item(), total_weight.item())
-
-    def _record_accuracy(self, key: str, correct_weight: float, total_weight: float) -> None:
-        """Record the epoch's sample-weighted accuracy as ``key`` and whether it is the highest.
-
-        The weighted share of correct predictions, the validation score of
-        :class:`~sklearn.neural_network.MLPClassifier` (``validation_scores_``);
-        NaN when the validation examples weigh nothing.
-        """
-        accuracy = correct_weight / total_weight if total_weight > 0 else math.nan
-        best_before = max(
-            (epoch[key] for epoch in self.history[:-1] if key in epoch), default=-math.inf
-        )
-        self.history.record(key, accuracy)
-        self.history.record(f"{key}_best", accuracy > best_before)
+        if predictions:
+            accuracy = weighted_accuracy(
+                *(torch.cat(part) for part in zip(*predictions, strict=True))
+            )
+            acc_key = f"{prefix}_acc"
+            best_before = max(
+                (epoch[acc_key] for epoch in self.history[:-1] if acc_key in epoch),
+                default=-math.inf,
+            )
+            self.history.record(acc_key, accuracy)
+            self.history.record(f"{acc_key}_best", accuracy > best_before)
 
     def get_dataset(self, X: Any, y: Any = None) -> TensorDataset:
         """Hold ``X`` (and encoded labels ``y``) as a :class:`TensorDataset`.

@@ -67,7 +67,7 @@ def run_in_pipes(script: str, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=child_environment(),
-        timeout=120,
+        timeout=600,
         check=True,
     )
 
@@ -93,7 +93,7 @@ def run_on_a_terminal(script: str, *args: str) -> str:
             break
         chunks.append(chunk)
     os.close(controller)
-    assert process.wait(timeout=120) == 0, b"".join(chunks).decode()
+    assert process.wait(timeout=600) == 0, b"".join(chunks).decode()
     return b"".join(chunks).decode()
 
 

@@ -26,15 +26,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
 from ._augmentation import AUGMENTATIONS, augmentation_generator
 from ._data import TensorDataset
+from ._documentation import api_page_template
 from ._engine import PRECISIONS, ReweightingNet
 from ._fit_context import RunningFit, fitting, initial_weights_drawn, owns_global_generator
 from ._modules import default_module
+from ._output import EpochProgressBar
 from ._persistence import load_net_state, loading_device, saved_net
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule, resolve_lr_schedule
@@ -149,12 +151,17 @@ SHARED_PARAMETERS_DOC = """\
         order of minibatches. With an int, fitting twice on the CPU with the
         same number of torch threads gives identical networks; the
         classifiers leave ``torch.get_num_threads()`` as the process has it
-        (joblib's workers get fewer), see ``docs/saving.md``.
+        (joblib's workers get fewer), see :doc:`/saving`.
 
     verbose : int, default=0
-        0 is silent; 1 prints a table row per epoch (losses, learning rate,
+        0 is silent; 1 prints a table row per epoch to standard output
+        (losses, validation accuracy with ``early_stopping``, learning rate,
         weight statistics, duration); 2 also shows a progress bar over each
-        epoch's minibatches.
+        epoch's minibatches, on the same stream, erased before the epoch's
+        row. On a terminal or in a Jupyter notebook the best values are
+        coloured; redirected to a file or a pipe, the table is plain text (no
+        escape codes) and no bar is drawn. ``NO_COLOR=1`` in the environment
+        turns the colours off everywhere.
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (deep-copied at every fit), e.g.
@@ -208,15 +215,19 @@ SHARED_ATTRIBUTES_DOC = """\
     net_ : skorch.NeuralNetClassifier
         The fitted skorch net, on class indices (positions in ``classes_``);
         ``net_.module_`` is the trained torch module. Pickle and
-        ``skops.io`` save it as state dicts (``docs/saving.md``), loading it
+        ``skops.io`` save it as state dicts (:doc:`/saving`), loading it
         on its training device if present, else on the CPU; :meth:`to_device`
         moves it.
 
     history_ : skorch.History
         Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),
-        ``valid_loss`` (with early stopping), whether each is the lowest so far
-        (``train_loss_best``, ``valid_loss_best``), ``lr``, ``dur``, the
-        policy's statistics and what the ``callbacks`` record.
+        ``valid_loss`` and ``valid_acc`` (with early stopping: the
+        sample-weighted accuracy on the validation split, as
+        :class:`~sklearn.neural_network.MLPClassifier`'s
+        ``validation_scores_``), whether each is the best so far
+        (``train_loss_best``, ``valid_loss_best``, ``valid_acc_best``),
+        ``lr``, ``dur``, the policy's statistics and what the ``callbacks``
+        record.
 
     n_iter_ : int
         Number of epochs trained (over all warm-started fits).
@@ -324,6 +335,15 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
     Subclasses implement :meth:`_make_policy`. See :class:`ERMClassifier` for
     the parameters.
     """
+
+    _doc_link_module = "sk_reweight"
+    """scikit-learn links the HTML representation of this package's estimators only."""
+
+    @property
+    def _doc_link_template(self) -> str:
+        """The API page of the class, for the "?" link and the parameter tooltips of the
+        HTML representation (:mod:`sk_reweight._documentation`)."""
+        return api_page_template()
 
     _parameter_constraints: dict = {
         "module": [None, nn.Module, callable],
@@ -539,7 +559,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         module.eval()
         try:
             with torch.no_grad():
-                output = module(torch.as_tensor(X_probe))
+                # A copy of two rows: torch warns about (and may not) view a read-only array.
+                output = module(torch.tensor(X_probe))
         except Exception as exc:
             raise ValueError(
                 f"module failed on input of shape {X_probe.shape}: {type(exc).__name__}: {exc}"
@@ -580,6 +601,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _callbacks(self) -> list:
         callbacks: list = []
+        if self.verbose >= 2:  # first: the bar is erased before anything else prints
+            callbacks.append(("progress_bar", EpochProgressBar()))
         if self.early_stopping:
             early_stopping = EarlyStopping(
                 monitor="valid_loss",
@@ -590,8 +613,6 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 sink=print if self.verbose else _silent,
             )
             callbacks.append(("early_stopping", early_stopping))
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
         user_callbacks = copy.deepcopy(list(self.callbacks or []))
         for entry in user_callbacks:
             callback = entry[1] if isinstance(entry, tuple) else entry

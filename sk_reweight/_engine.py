@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import BatchScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import BatchScoring, EpochTimer, PassthroughScoring
 from torch import Tensor, nn
 
 from ._augmentation import augment
 from ._batchnorm import WeightedBatchNorm2d, example_weights
 from ._data import Batch, TensorBatches, TensorDataset
+from ._output import EpochTable
 from ._policies import MinibatchPolicy, TrainingStep
 from ._schedules import LRSchedule, constant_schedule
 
@@ -59,6 +60,17 @@ def weighted_mean_loss(
         total_weight = total_sample_weight(sample_weight)
     weight = sample_weight if example_weight is None else sample_weight * example_weight
     return torch.dot(weight, losses) / total_weight
+
+
+def weighted_accuracy(predicted: Tensor, y: Tensor, sample_weight: Tensor) -> float:
+    """The sample-weighted share of correct predictions; NaN when the examples weigh nothing.
+
+    What :class:`~sklearn.neural_network.MLPClassifier` records as its
+    validation score (``validation_scores_``), read from the device once.
+    """
+    correct = torch.dot(sample_weight, (predicted == y).to(sample_weight.dtype))
+    correct_weight, total_weight = torch.stack([correct, sample_weight.sum()]).tolist()
+    return correct_weight / total_weight if total_weight > 0 else math.nan
 
 
 def weighted_layers(module: nn.Module) -> list[WeightedBatchNorm2d]:
@@ -213,7 +225,7 @@ class ReweightingNet(NeuralNetClassifier):
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         # Losses are accumulated by run_single_epoch, not by per-batch scoring callbacks.
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return [("epoch_timer", EpochTimer()), ("print_log", EpochTable())]
 
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> ReweightingNet:
         """Train on a :class:`TensorDataset` (with labels) or on ``X`` and class indices ``y``."""
@@ -252,7 +264,9 @@ class ReweightingNet(NeuralNetClassifier):
         :class:`~skorch.callbacks.PassthroughScoring`, every batch records
         ``{prefix}_batch_size`` and ``{prefix}_loss`` as in skorch, at the
         cost of one device synchronisation per batch. ``{prefix}_loss_best``
-        says whether the epoch's loss is the lowest so far. Callbacks see each
+        says whether the epoch's loss is the lowest so far. A validation
+        epoch also records ``valid_acc``, the sample-weighted accuracy, and
+        ``valid_acc_best``. Callbacks see each
         batch as skorch's ``(X, y)``, ``y`` the encoded labels, and receive
         the batch's ``sample_weight`` and ``indices`` (positions in the
         dataset) as keyword arguments (``on_grad_computed`` receives the
@@ -265,6 +279,8 @@ class ReweightingNet(NeuralNetClassifier):
         if iterator is None:
             return
         loss_sum = torch.zeros((), device=self.device)
+        # Validation only: each batch's predicted classes, labels and weights, for valid_acc.
+        predictions: list[tuple[Tensor, Tensor, Tensor]] = []
         n_examples = n_batches = 0
         for batch in iterator:
             X, (y, sample_weight, indices) = batch
@@ -273,6 +289,8 @@ class ReweightingNet(NeuralNetClassifier):
             step = step_fn(batch, **fit_params)
             batch_size = len(X)
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
+            if not training:
+                predictions.append((step["y_pred"].argmax(dim=1), y, sample_weight))
             n_examples += batch_size
             n_batches += 1
             if self._records_batches:
@@ -295,6 +313,17 @@ class ReweightingNet(NeuralNetClassifier):
         self.history.record(f"{prefix}_batch_count", n_batches)
         self.history.record(key, mean_loss)
         self.history.record(f"{key}_best", mean_loss < best_before)
+        if predictions:
+            accuracy = weighted_accuracy(
+                *(torch.cat(part) for part in zip(*predictions, strict=True))
+            )
+            acc_key = f"{prefix}_acc"
+            best_before = max(
+                (epoch[acc_key] for epoch in self.history[:-1] if acc_key in epoch),
+                default=-math.inf,
+            )
+            self.history.record(acc_key, accuracy)
+            self.history.record(f"{acc_key}_best", accuracy > best_before)
 
     def get_dataset(self, X: Any, y: Any = None) -> TensorDataset:
         """Hold ``X`` (and encoded labels ``y``) as a :class:`TensorDataset`.

@@ -109,7 +109,7 @@ class RGDClassifier(BaseReweightingClassifier):
     optimisation (Algorithm 1 of the paper): hard, high-loss examples get up to
     :math:`e^{\tau/(\tau+1)}` times the weight of easy ones. The paper reports
     +1.4 % accuracy on UCI tabular benchmarks and +2.5 % on long-tailed
-    CIFAR-10; ``docs/benchmarks.md`` records what this implementation measures.
+    CIFAR-10; :doc:`the benchmarks </benchmarks>` record what this implementation measures.
 
     The paper's weights are at least 1, so under SGD the step is longer than
     ERM's by the batch-mean weight (at most :math:`e`), and the paper advises
@@ -128,7 +128,7 @@ class RGDClassifier(BaseReweightingClassifier):
         small ``tau`` flattens every weight towards 1 by clipping, large
         ``tau`` flattens them by temperature for any loss much smaller than
         ``tau``. The default is the best of a cross-validated sweep recorded in
-        ``docs/benchmarks.md`` (the differences there are not significant).
+        :doc:`the benchmarks </benchmarks>` (the differences there are not significant).
 
     warmup_epochs : int >= 0, default=0
         Epochs of plain ERM before reweighting starts (not in the paper;

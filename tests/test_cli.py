@@ -297,3 +297,34 @@ def test_speed_reports_a_dataset_that_cannot_be_loaded(tmp_path, monkeypatch, ca
     argv = ["speed", "--dataset", "digits", "--method", "rgd", "--output", str(tmp_path)]
     assert main(argv) == 1
     assert "sk-reweight: error: digits: the artifact is not cached" in capsys.readouterr().err
+
+
+def command_help(command: str, capsys) -> str:
+    """``sk-reweight COMMAND --help``, as printed, on one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_speed_help_describes_the_command_and_states_its_defaults(capsys):
+    from sk_reweight.harness._methods import Budget
+    from sk_reweight.harness._speed import DEFAULT_BUDGETS, SPEED_BUDGET
+
+    text = command_help("speed", capsys)
+    assert "Train a method (default rais) and uniform SGD" in text
+    bench = Budget()
+    stated = {
+        "--max-epochs": f"(default: bench {bench.max_epochs}, speed {SPEED_BUDGET.max_epochs})",
+        "--batch-size": f"(default: bench {bench.batch_size}, speed {SPEED_BUDGET.batch_size})",
+        "--lr": f"speed: of both runs, default {SPEED_BUDGET.lr}",
+        "--hidden": "(default {})".format(" ".join(map(str, SPEED_BUDGET.hidden_layer_sizes))),
+        "--budgets": "(default {})".format(" ".join(f"{b:g}" for b in DEFAULT_BUDGETS)),
+        "--optimizer": "(default sgd;",
+        "--seeds": "(default 1)",
+        "--lr-schedule": "(default step)",
+        "--dataset": "(default digits)",
+    }
+    for option, default in stated.items():
+        own_help = text.split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert default in own_help, option

@@ -19,13 +19,16 @@ DOCS = ROOT / "docs"
 
 
 def documented_names() -> dict[str, set[str]]:
-    """The names listed under each ``.. currentmodule::`` of docs/api.rst's autosummaries."""
+    """The names documented under each ``.. currentmodule::`` of docs/api.rst: listed in an
+    autosummary (a page of their own) or by an ``.. autofunction::`` (on the page itself)."""
     names: dict[str, set[str]] = {}
     module = None
     in_autosummary = False
     for line in (DOCS / "api.rst").read_text().splitlines():
         if match := re.match(r"\.\. currentmodule:: (\S+)", line):
             module = match.group(1)
+        elif match := re.match(r"\.\. autofunction:: (\w+)$", line):
+            names.setdefault(module, set()).add(match.group(1))
         elif line.startswith(".. autosummary::"):
             in_autosummary = True
         elif in_autosummary and re.match(r"   [A-Za-z_]\w*$", line):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import skops.io as sio
 import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from skops.io.exceptions import UntrustedTypesFoundException
 from torch import nn
 
@@ -307,3 +309,18 @@ def test_saved_state_holds_only_plain_values(fitted):
             ), type(value)
 
     walk(fitted.__getstate__())
+
+
+def test_a_pipeline_loads_as_mlflow_saves_it(data, tmp_path):
+    """MLflow's skops format dumps the model and loads it back trusting ``skops_trusted_types``
+    (docs/saving.md's recipe passes ``TRUSTED_TYPES``): a scaler and an early-stopped
+    classifier need nothing more."""
+    X, y = data
+    pipeline = make_pipeline(
+        StandardScaler(), RGDClassifier(**QUICK, early_stopping=True, verbose=0)
+    ).fit(X, y)
+    path = tmp_path / "model.skops"
+    sio.dump(pipeline, path)
+    assert sio.get_untrusted_types(file=path) == ["sk_reweight._rgd.RGDClassifier"]
+    loaded = sio.load(path, trusted=TRUSTED_TYPES)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))

@@ -155,12 +155,6 @@ def test_verbose_prints_one_row_per_epoch_with_weight_statistics(breast_cancer, 
     assert capsys.readouterr().out == ""
 
 
-def test_verbose_2_shows_a_progress_bar(breast_cancer, capsys):
-    ERMClassifier(**{**FAST, "max_epochs": 2, "verbose": 2}).fit(*breast_cancer)
-    progress = capsys.readouterr().err
-    assert "it/s" in progress or "s/it" in progress
-
-
 def test_rgd_weight_statistics_in_history(breast_cancer):
     tau = 2.0
     model = RGDClassifier(**{**FAST, "tau": tau, "warmup_epochs": 3}).fit(*breast_cancer)

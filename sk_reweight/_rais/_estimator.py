@@ -60,7 +60,7 @@ class RAISClassifier(BaseReweightingClassifier):
     Batch-normalisation layers of the default CNN weight their training
     statistics by :math:`1/(n p_i)` (section 4.5). The paper reports training
     at least 20 % faster than uniform SGD on image benchmarks;
-    ``docs/benchmarks.md`` records what this implementation measures.
+    :doc:`the benchmarks </benchmarks>` record what this implementation measures.
 
     Parameters
     ----------
@@ -107,7 +107,7 @@ class RAISClassifier(BaseReweightingClassifier):
         How (PT) is solved. ``'newton'``: this package's projected Newton
         method on an equivalent bound-constrained problem, warm-started from
         the previous set (milliseconds at :math:`|D|` = 20,000; see
-        ``docs/design.md``); a solve it cannot certify optimal is redone by
+        :doc:`the design notes </design>`); a solve it cannot certify optimal is redone by
         cvxpy and counted in ``history_``'s ``solver_fallbacks``.
         ``'cvxpy'``: the reference second-order cone program through cvxpy
         (seconds at :math:`|D|` = 20,000).
@@ -123,7 +123,7 @@ class RAISClassifier(BaseReweightingClassifier):
         (with the one read of the device per block: the gain ratio). Within a
         block :math:`p` stays as it was at its start, which keeps sampling
         unbiased; ``1`` is the paper's step-by-step algorithm, at several
-        times the bookkeeping cost per step on a CPU (``docs/benchmarks.md``).
+        times the bookkeeping cost per step on a CPU (:doc:`/benchmarks`).
 
     uniform_fallback : 'timed', float > 0 or None, default='timed'
         The speed governor, beyond the paper: importance sampling pays only

@@ -403,15 +403,15 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_training_data(self, X: ArrayLike, y: ArrayLike, *, reset: bool):
         """Validate ``X`` and ``y`` for fitting; ``X`` comes back shaped for the network."""
-        X, y = self._validate_data(X, y=y, reset=reset)
+        X, y = self._validated_input(X, y=y, reset=reset)
         return self._shape_examples(X, reset=reset), y
 
     def _validate_X(self, X: ArrayLike) -> NDArray[np.float32]:
         """Validate ``X`` for prediction against what the classifier was fitted on."""
-        X = self._validate_data(X, reset=False)
+        X = self._validated_input(X, reset=False)
         return self._shape_examples(X, reset=False)
 
-    def _validate_data(self, X: ArrayLike, **kwargs: Any):
+    def _validated_input(self, X: ArrayLike, **kwargs: Any):
         """``validate_data``, whose error for non-numeric columns names them and the fix."""
         try:
             return validate_data(self, X, **kwargs, **self._VALIDATION_KWARGS)

@@ -121,6 +121,20 @@ def test_unusable_values_are_one_line_and_exit_2(argv, message, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_device_of_a_cluster_is_checked_by_name_only(monkeypatch):
+    """The workers of --scheduler have their own GPUs, which this machine may lack."""
+    from sk_reweight.harness import _cli, _parallel
+
+    monkeypatch.setattr(_parallel, "dask_available", lambda: True)
+    parser = _cli.build_parser()
+    args = parser.parse_args(["bench", "--device", "cuda:3", "--scheduler", "tcp://gpu-host:8786"])
+    _cli._validate(_cli._command_parser(parser, "bench"), args)
+    assert args.device == "cuda:3"
+    local = parser.parse_args(["bench", "--device", "auto"])
+    _cli._validate(_cli._command_parser(parser, "bench"), local)
+    assert local.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 REPOSITORY = Path(sk_reweight.__file__).resolve().parents[1]
 
 

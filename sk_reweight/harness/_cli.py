@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The parser of ``command`` (``bench``, ``speed``, ...), whose usage goes with its errors."""
     (commands,) = (
         action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
@@ -255,11 +255,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     parameters) print its usage and the error; a value that cannot be used
     (a device this machine lacks, a parameter value the classifier refuses,
     an output path that is a file) prints one line. Both exit with status 2.
-    ``args.device`` becomes the device it resolves to (``auto``: ``cuda`` or
-    ``cpu``), which every method understands.
     """
-    from sk_reweight import resolve_device
-
     from ._bench import list_datasets
     from ._methods import METHODS
     from ._parallel import DIST_HINT, dask_available
@@ -269,10 +265,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         if args.folds < 2:
             parser.error("--folds must be at least 2")
         return
-    try:
-        args.device = str(resolve_device(args.device))
-    except ValueError as exc:
-        _fail(parser, f"--device: {exc}")
+    _check_device(parser, args)
     for option, path in (("--output", args.output), ("--data-home", args.data_home)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             _fail(parser, f"{option} {path} is a file, not a directory")
@@ -306,6 +299,27 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             _check_values(parser, "--shared-param", SPEED_METHODS[method], args.shared_param)
 
 
+def _check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check ``--device`` on this machine; with ``--scheduler``, only its name.
+
+    Here ``args.device`` becomes the device it resolves to (``auto``: ``cuda``
+    or ``cpu``), which every method understands. The workers of a cluster
+    have devices of their own, which this machine may lack: there the name is
+    left as it is, for the workers to resolve.
+    """
+    import torch
+
+    from sk_reweight import resolve_device
+
+    try:
+        if getattr(args, "scheduler", None) is None:
+            args.device = str(resolve_device(args.device))
+        elif args.device != "auto":
+            torch.device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        _fail(parser, f"--device: {exc}")
+
+
 def _check_values(
     parser: argparse.ArgumentParser, option: str, classifier: type, parameters: list
 ) -> None:
@@ -323,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ._parallel import torch_threads
 
-    _validate(command_parser(parser, args.command), args)
+    _validate(_command_parser(parser, args.command), args)
     try:
         with torch_threads(args.threads):
             if args.command == "demo":

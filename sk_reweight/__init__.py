@@ -5,6 +5,7 @@
 - :class:`RAISClassifier`: Robust Approximate Importance Sampling (RAIS-SGD).
 - :class:`InfoBatchClassifier`: InfoBatch, unbiased dynamic pruning of well-learned examples.
 - :func:`default_module`: the network the classifiers build when ``module`` is ``None``.
+- :func:`resolve_device`: the torch device a ``device`` parameter names, checked on this machine.
 - :func:`sigint_recorded`: the Ctrl-C handling of their training, for other training loops.
 - :class:`TrainingCheckpoint`: a callback that makes a long fit resumable after a crash.
 - :data:`TRUSTED_TYPES`: the package's types to trust in ``skops.io.load`` of a saved classifier.
@@ -14,6 +15,7 @@ and uses only these public names and :mod:`sk_reweight.datasets`.
 """
 
 from ._checkpoint import TrainingCheckpoint
+from ._devices import resolve_device
 from ._engine import sigint_recorded
 from ._erm import ERMClassifier
 from ._infobatch import InfoBatchClassifier
@@ -34,6 +36,7 @@ __all__ = [
     "UncertaintySet",
     "__version__",
     "default_module",
+    "resolve_device",
     "rgd_weights",
     "sigint_recorded",
 ]

@@ -32,9 +32,16 @@ from torch import nn
 
 from ._augmentation import AUGMENTATIONS, augmentation_generator
 from ._data import TensorDataset
+from ._devices import resolve_device
 from ._documentation import api_page_template
 from ._engine import PRECISIONS, ReweightingNet
 from ._fit_context import RunningFit, fitting, initial_weights_drawn, owns_global_generator
+from ._inputs import (
+    channels_last_message,
+    looks_channels_last,
+    non_numeric_columns,
+    non_numeric_message,
+)
 from ._modules import default_module
 from ._output import EpochProgressBar
 from ._persistence import load_net_state, loading_device, saved_net
@@ -133,7 +140,10 @@ SHARED_PARAMETERS_DOC = """\
         Smallest decrease of the validation loss that counts as improvement.
 
     device : str or torch.device, default='auto'
-        Where to train: ``'auto'`` takes CUDA when available, else the CPU.
+        Where to train: ``'auto'`` takes CUDA when available, else the CPU;
+        ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ... name a device,
+        which ``fit`` checks before training (:func:`~sk_reweight.resolve_device`: a
+        backend this machine lacks is a ``ValueError`` saying so).
         On a GPU the training data are copied to the device once when they
         fit into half of its free memory, and streamed per batch otherwise.
 
@@ -254,22 +264,6 @@ def fill_shared_docs(cls: type) -> type:
         "    {shared_parameters}", SHARED_PARAMETERS_DOC.rstrip()
     ).replace("    {shared_attributes}", SHARED_ATTRIBUTES_DOC.rstrip())
     return cls
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn the ``device`` parameter into a ``torch.device``, checking that it exists."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available; "
-            "use device='auto' or 'cpu', or install a CUDA build of torch."
-        )
-    return resolved
 
 
 def private_tensor(X: NDArray[np.float32], given: Any) -> torch.Tensor:
@@ -429,19 +423,32 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_training_data(self, X: ArrayLike, y: ArrayLike, *, reset: bool):
         """Validate ``X`` and ``y`` for fitting; ``X`` comes back shaped for the network."""
-        X, y = validate_data(self, X, y, reset=reset, **self._VALIDATION_KWARGS)
+        X, y = self._validated_input(X, y=y, reset=reset)
         return self._shape_examples(X, reset=reset), y
 
     def _validate_X(self, X: ArrayLike) -> NDArray[np.float32]:
         """Validate ``X`` for prediction against what the classifier was fitted on."""
-        X = validate_data(self, X, reset=False, **self._VALIDATION_KWARGS)
+        X = self._validated_input(X, reset=False)
         return self._shape_examples(X, reset=False)
+
+    def _validated_input(self, X: ArrayLike, **kwargs: Any):
+        """``validate_data``, whose error for non-numeric columns names them and the fix."""
+        try:
+            return validate_data(self, X, **kwargs, **self._VALIDATION_KWARGS)
+        except ValueError as exc:
+            columns = non_numeric_columns(X)
+            if not columns:
+                raise
+            raise ValueError(non_numeric_message(columns, str(exc))) from exc
 
     def _shape_examples(self, X: NDArray[np.float32], *, reset: bool) -> NDArray[np.float32]:
         """Check or set ``n_features_in_`` and ``input_shape_``; add a channel axis to (n, H, W).
 
         ``validate_data`` checks the feature count only of 2-D input, so it is
-        done here for every shape.
+        done here for every shape. Images that look channels last, (n, H, W, C)
+        with C in (1, 3, 4), are refused for the default network (which would
+        read them as H channels of W x C images); a ``module`` of the user's
+        reads whatever layout it is given.
         """
         if X.ndim not in (2, 3, 4):
             raise ValueError(
@@ -449,6 +456,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 f"(n_samples, H, W) / (n_samples, C, H, W); got an array with shape {X.shape}. "
                 "Reshape your data, e.g. with X.reshape(-1, 1) for a single feature."
             )
+        if reset and self.module is None and looks_channels_last(X.shape):
+            raise ValueError(channels_last_message(X.shape))
         examples = X[:, None] if X.ndim == 3 else X
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -634,7 +643,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or (n_samples, C, H, W)
-            Training inputs; a DataFrame's column names are recorded.
+            Training inputs, numeric (encode categorical columns first, e.g.
+            with a ColumnTransformer and a OneHotEncoder in a Pipeline);
+            images channels first. A DataFrame's column names are recorded.
         y : array-like of shape (n_samples,)
             Class labels (strings, integers or booleans).
         sample_weight : array-like of shape (n_samples,), default=None

@@ -131,8 +131,8 @@ class CompactVGG(nn.Module):
 def default_module(
     input_shape: tuple[int, ...],
     n_classes: int,
-    hidden_layer_sizes: Sequence[int],
-    dropout: float,
+    hidden_layer_sizes: Sequence[int] = (100,),
+    dropout: float = 0.0,
 ) -> nn.Module:
     """Choose the default network from the shape of one example.
 
@@ -151,10 +151,15 @@ def default_module(
         Shape of one example: ``(n_features,)`` or ``(C, H, W)``.
     n_classes : int
         Number of logits.
-    hidden_layer_sizes : sequence of int
+    hidden_layer_sizes : sequence of int, default=(100,)
         Widths of the hidden dense layers.
-    dropout : float
+    dropout : float, default=0.0
         Dropout probability after every hidden dense layer.
+
+    The defaults are the classifiers', so that ``module=default_module``
+    builds the default network for whatever input layout ``X`` has (the
+    classifiers refuse images that look channels last only for
+    ``module=None``).
 
     Returns
     -------

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from matplotlib.image import imread
 
+import sk_reweight
 from sk_reweight.harness import _demo, main
 
 from . import fake_datasets
@@ -42,8 +47,10 @@ def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch)
     [
         ([], "required: command"),
         (["train"], "invalid choice: 'train'"),
-        (["demo", "--folds", "many"], "invalid int value"),
+        (["demo", "--folds", "many"], "invalid _positive_int value: 'many'"),
         (["demo", "--threads", "0"], "must be a positive integer, got 0"),
+        (["demo", "--folds", "1"], "--folds must be at least 2"),
+        (["demo", "--epochs", "0"], "must be a positive integer, got 0"),
         (["bench", "--datasets", "covertype"], "unknown dataset(s) covertype; choose from"),
         (["bench", "--methods", "erm", "xgboost"], "unknown method(s) xgboost; choose from"),
         (["bench", "--cv", "1"], "--cv must be at least 2"),
@@ -80,6 +87,97 @@ def test_bad_arguments_exit_with_status_2_and_a_message(argv, message, capsys, m
     err = capsys.readouterr().err
     assert "usage: sk-reweight" in err
     assert message in err
+    # The command's usage, not the top one (argparse itself reports unrecognized arguments).
+    if argv and argv[0] in ("demo", "bench", "speed") and "unrecognized" not in message:
+        assert err.startswith(f"usage: sk-reweight {argv[0]} ")
+        assert err.splitlines()[-1].startswith(f"sk-reweight {argv[0]}: error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["speed", "--param", "lr=-1"], "--param lr=-1: The 'lr' parameter of RAISClassifier"),
+        (
+            ["speed", "--method", "rgd", "--shared-param", "batch_size=0"],
+            "--shared-param batch_size=0: The 'batch_size' parameter of RGDClassifier",
+        ),
+        (["speed", "--param", "solver='foo'"], "--param solver='foo': The 'solver' parameter"),
+        (["bench", "--output", __file__], f"--output {__file__} is a file, not a directory"),
+        (["bench", "--device", "gpu"], "--device: device='gpu' is not a torch device; did you"),
+        pytest.param(
+            ["speed", "--device", "mps"],
+            "--device: device='mps' cannot be used: the mps backend is not available on this "
+            "machine or in this torch; use device='auto'",
+            marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="this has MPS"),
+        ),
+    ],
+)
+def test_unusable_values_are_one_line_and_exit_2(argv, message, capsys, monkeypatch, tmp_path):
+    fake_datasets.install(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"sk-reweight {argv[0]}: error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_device_of_a_cluster_is_checked_by_name_only(monkeypatch):
+    """The workers of --scheduler have their own GPUs, which this machine may lack."""
+    from sk_reweight.harness import _cli, _parallel
+
+    monkeypatch.setattr(_parallel, "dask_available", lambda: True)
+    parser = _cli.build_parser()
+    args = parser.parse_args(["bench", "--device", "cuda:3", "--scheduler", "tcp://gpu-host:8786"])
+    _cli._validate(_cli._command_parser(parser, "bench"), args)
+    assert args.device == "cuda:3"
+    local = parser.parse_args(["bench", "--device", "auto"])
+    _cli._validate(_cli._command_parser(parser, "bench"), local)
+    assert local.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+REPOSITORY = Path(sk_reweight.__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_on_cuda_without_cuda_is_one_line_exit_2_and_leaves_no_folder(tmp_path):
+    """A real process, in a fresh directory: its default output folder would appear there."""
+    finished = subprocess.run(
+        [sys.executable, "-m", "sk_reweight", "bench", "--device", "cuda"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert finished.stderr.count("\n") == 1, finished.stderr
+    assert finished.stderr.startswith("sk-reweight bench: error: --device: device='cuda' cannot")
+    assert finished.stderr.endswith("use device='auto' (a CUDA GPU when there is one, else the "
+                                    "CPU) or device='cpu'.\n")  # fmt: skip
+    assert finished.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow  # a real process, about 6 s of CPU; test_bad_arguments_... checks it in-process
+def test_a_mistyped_dataset_prints_the_commands_usage_in_a_real_process(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-m", "sk_reweight", "bench", "--datasets", "digitz"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("usage: sk-reweight bench [-h] [--datasets DATASETS")
+    assert finished.stderr.splitlines()[-1].startswith(
+        "sk-reweight bench: error: unknown dataset(s) digitz; choose from "
+    )
+    assert "Traceback" not in finished.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("option", [["--n-jobs", "2"], ["--scheduler", "tcp://localhost:8786"]])
@@ -280,11 +378,13 @@ def test_speed_measures_the_full_loss_of_an_mlp_on_flattened_images(tmp_path, mo
 
 def test_speed_hands_its_parameters_to_the_method(tmp_path, monkeypatch):
     fake_datasets.install(monkeypatch)
+    output = tmp_path / "out"
     argv = ["speed", "--dataset", "breast_cancer", "--max-epochs", "2", "--hidden", "16",
-            "--param", "refresh_interval=0", "--output", str(tmp_path)]  # fmt: skip
-    # RAISClassifier itself refuses the value: the parameter reached it.
-    with pytest.raises(ValueError, match="refresh_interval"):
+            "--param", "refresh_interval=0", "--output", str(output)]  # fmt: skip
+    # RAISClassifier's own constraints refuse the value, before any output is written.
+    with pytest.raises(SystemExit, match="2"):
         main(argv)
+    assert not output.exists()
 
 
 def test_speed_reports_a_dataset_that_cannot_be_loaded(tmp_path, monkeypatch, capsys):

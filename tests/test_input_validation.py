@@ -8,7 +8,13 @@ import pytest
 import torch
 from scipy import sparse
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import (
+    ERMClassifier,
+    RAISClassifier,
+    RGDClassifier,
+    default_module,
+    resolve_device,
+)
 
 from .settings import FAST
 
@@ -93,8 +99,100 @@ def test_bad_parameters_fail_before_training(data, params, error, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_cuda(data):
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        ERMClassifier(**{**FAST, "device": "cuda"}).fit(*data)
+    model = ERMClassifier(**{**FAST, "device": "cuda"})
+    with pytest.raises(ValueError, match="device='cuda' cannot be used: ") as caught:
+        model.fit(*data)
+    assert "use device='auto' (a CUDA GPU when there is one, else the CPU) or device='cpu'" in str(
+        caught.value
+    )
+    assert not hasattr(model, "net_")
+
+
+@pytest.mark.parametrize(("device", "suggested"), [("gpu", "cuda"), ("GPU:1", "cuda:1")])
+def test_gpu_suggests_cuda(data, device, suggested):
+    with pytest.raises(ValueError, match="did you mean") as caught:
+        ERMClassifier(**{**FAST, "device": device}).fit(*data)
+    assert str(caught.value) == (
+        f"device={device!r} is not a torch device; did you mean device={suggested!r} "
+        "(an NVIDIA GPU), or device='auto'?"
+    )
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
+def test_an_unavailable_backend_is_one_sentence_before_training(data):
+    model = RAISClassifier(**{**FAST, "device": "mps"})
+    with pytest.raises(ValueError, match="mps backend") as caught:
+        model.fit(*data)
+    assert str(caught.value) == (
+        "device='mps' cannot be used: the mps backend is not available on this machine or in "
+        "this torch; use device='auto' (a CUDA GPU when there is one, else the CPU) or "
+        "device='cpu'."
+    )
+    assert not hasattr(model, "net_")
+
+
+def test_the_meta_device_is_refused():
+    with pytest.raises(ValueError, match="the meta device holds no data"):
+        resolve_device("meta")
+
+
+def test_resolve_device_passes_working_devices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_string_columns_of_a_frame_are_named_with_the_fix(mixed_frame):
+    X, y = mixed_frame
+    with pytest.raises(ValueError, match="non-numeric") as caught:
+        ERMClassifier(**FAST).fit(X, y)
+    message = str(caught.value)
+    assert message.startswith("X has non-numeric columns ['colour', 'city'] (could not convert")
+    assert "ColumnTransformer that applies a OneHotEncoder" in message
+    assert "Pipeline" in message
+    assert "Dataset.make_preprocessor()" in message
+
+
+def test_string_columns_of_an_array_are_named_by_position(data):
+    X, y = data
+    X = np.column_stack([X, np.where(y == 1, "red", "blue")]).astype(object)
+    with pytest.raises(ValueError, match=r"X has non-numeric columns \[3\] \(could not convert "):
+        RGDClassifier(**FAST).fit(X, y)
+
+
+def test_string_columns_at_predict_are_named(data):
+    X, y = data
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = ERMClassifier(**FAST).fit(frame, y)
+    with pytest.raises(ValueError, match=r"non-numeric columns \['b'\]"):
+        model.predict(frame.assign(b="red"))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channels_last_images_are_refused_with_the_transpose(channels):
+    X = np.zeros((6, 8, 8, channels), dtype=np.float32)
+    y = np.arange(6) % 2
+    model = ERMClassifier(**FAST)
+    with pytest.raises(ValueError, match="channel") as caught:
+        model.fit(X, y)
+    message = str(caught.value)
+    assert message.startswith(
+        f"X has shape (6, 8, 8, {channels}), which looks like 8x8 images with {channels} "
+        "channel(s) last"
+    )
+    assert f"as 8 channels of 8x{channels} images" in message
+    assert "X.transpose(0, 3, 1, 2)" in message
+    assert "module=sk_reweight.default_module" in message
+    assert not hasattr(model, "net_")
+
+
+def test_channels_first_images_and_an_own_module_pass():
+    y = np.arange(6) % 2
+    ERMClassifier(**FAST).fit(np.zeros((6, 3, 8, 8), dtype=np.float32), y)
+    # The way out: a module given explicitly reads the layout as it is (8 channels of 8x3).
+    model = ERMClassifier(**{**FAST, "module": default_module})
+    model.fit(np.zeros((6, 8, 8, 3), dtype=np.float32), y)
+    assert model.input_shape_ == (8, 8, 3)
 
 
 def test_one_dimensional_X(data):

@@ -126,7 +126,7 @@ def test_to_device_moves_the_fitted_network_and_leaves_the_parameter(fitted, dat
     assert all(p.device.type == "cpu" for p in model.net_.module_.parameters())
     np.testing.assert_array_equal(model.predict_proba(X), expected)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="device='cuda' cannot be used"):
             model.to_device("cuda")
     with pytest.raises(ValueError, match="not a valid torch device"):
         model.to_device("gpu please")

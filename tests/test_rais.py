@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
@@ -16,6 +19,7 @@ from torch.nn import functional
 
 from sk_reweight import RAISClassifier
 from sk_reweight._rais import _policy
+from sk_reweight._rais._solver_report import SolverReport, solver_message
 from sk_reweight._rais._uncertainty import SolverError, robust_scores
 
 from .settings import FAST
@@ -172,6 +176,59 @@ def test_solver_failure_warns_and_keeps_training(digits, monkeypatch):
     assert model.score(X, y) > 0.8
 
 
+def pt_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The messages of the caught warnings about (PT), ours and any of cvxpy's."""
+    messages = [str(w.message) for w in caught]
+    return [message for message in messages if "(PT)" in message or "solver" in message]
+
+
+def test_rais_on_unscaled_wine_names_the_solver_that_ran_and_suggests_scaling():
+    X, y = load_wine(return_X_y=True)  # proline in the hundreds to thousands
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # On this seed the first (PT) solve (epoch 3) is one Newton cannot certify.
+        RAISClassifier(batch_size=8, max_epochs=4, random_state=15, device="cpu").fit(X, y)
+    (message,) = pt_warnings(caught)
+    assert message.startswith("RAISClassifier's (PT) solves: 1 of 2 fell back from the Newton")
+    assert "certified no optimum in 50 iterations" in message
+    assert "to cvxpy's CLARABEL" in message
+    assert "StandardScaler in a Pipeline" in message
+    assert "lower lr" in message
+    assert "largest root mean square of a feature is 810" in message
+    assert not [w for w in caught if w.category is UserWarning]
+
+
+@pytest.mark.slow
+def test_an_inaccurate_cvxpy_fallback_is_told_in_our_words_only():
+    """The issue's case: cvxpy's 'optimal_inaccurate' after an uncertified Newton solve."""
+    X, y = load_wine(return_X_y=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = RAISClassifier(max_epochs=26, random_state=0, device="cpu").fit(X, y)
+    assert model.history_[:, "solve_status"].count("failed") == 1
+    (message,) = pt_warnings(caught)
+    assert "1 of 24 failed, keeping the previous sampling distribution" in message
+    assert "the Newton solver of (PT) certified no optimum" in message
+    assert "its cvxpy fallback failed too: cvxpy's CLARABEL returned status " in message
+    assert "'optimal_inaccurate'" in message
+    assert "StandardScaler" in message
+    assert not any("Solution may be inaccurate" in str(w.message) for w in caught)
+
+
+def test_solver_message_names_the_requested_solver_and_advises_on_scaled_inputs():
+    report = SolverReport()
+    report.record_set(None)
+    for _ in range(2):
+        report.record_failure("cvxpy's SCS returned status 'optimal_inaccurate' for (PT)")
+    message = solver_message(report, "SCS", feature_scale=1.0)
+    assert message == (
+        "RAISClassifier's (PT) solves: 2 of 3 failed, keeping the previous sampling "
+        "distribution (the first: cvxpy's SCS returned status 'optimal_inaccurate' for (PT)). "
+        "This happens mostly when training is unstable: lower lr."
+    )
+    assert "unscaled" in solver_message(report, "SCS", feature_scale=255.0)
+
+
 def exact_norms(module, X, y):
     norms = []
     module.eval()
@@ -266,8 +323,15 @@ def test_uncertified_newton_solves_fall_back_to_cvxpy_and_are_counted(digits, mo
     one_iteration = functools.partial(_policy.solve_uncertainty_set, max_newton_iterations=1)
     monkeypatch.setattr(_policy, "solve_uncertainty_set", one_iteration)
     X, y = digits
-    model = RAISClassifier(**{**RAIS, "max_epochs": 6}).fit(X, y)
+    with pytest.warns(ConvergenceWarning) as caught:
+        model = RAISClassifier(**{**RAIS, "max_epochs": 6}).fit(X, y)
     solves, fallbacks = model.history_[:, "solves"], model.history_[:, "solver_fallbacks"]
+    (message,) = [str(w.message) for w in caught if "(PT)" in str(w.message)]
+    # Every solve fell back, the one installed at the end of training (not in history_) too.
+    assert re.search(r"solves: (\d+) of \1 fell back from the Newton solver", message)
+    assert "to cvxpy's CLARABEL" in message
+    assert "in 1 iterations" in message
+    assert "StandardScaler" not in message  # the digits are scaled to [0, 1]
     assert sum(solves) >= 2
     assert fallbacks == solves
     assert model.uncertainty_set_.solver == "cvxpy"

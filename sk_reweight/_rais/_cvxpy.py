@@ -83,7 +83,9 @@ def solve_pt_cvxpy(problem: PTProblem, solver: str = "CLARABEL") -> ConicSolutio
     Raises
     ------
     SolverError
-        When the solver fails or reports anything but an optimal status.
+        When the solver fails or reports anything but an optimal status
+        (cvxpy's own warning about an inaccurate solution is not issued: the
+        status is in the error's message).
     """
     import cvxpy as cp
 
@@ -101,14 +103,20 @@ def solve_pt_cvxpy(problem: PTProblem, solver: str = "CLARABEL") -> ConicSolutio
     ]
     pt = cp.Problem(cp.Minimize(problem.objective @ d), constraints)
     try:
-        pt.solve(solver=solver)
+        # cvxpy's documented steps of Problem.solve, taken one by one: solve() itself warns
+        # ("Solution may be inaccurate...") from this solver thread, raw; here every status
+        # but optimal becomes a SolverError that the caller reports in its own words.
+        data, chain, inverse_data = pt.get_problem_data(solver, solver_opts={})
+        raw = chain.solve_via_data(pt, data, solver_opts={})
+        solution = chain.invert(raw, inverse_data)
     except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed on (PT): {exc}") from exc
-    if pt.status != cp.OPTIMAL or c.value is None or d.value is None:
-        raise SolverError(f"{solver} returned status {pt.status!r} for (PT)")
+        raise SolverError(f"cvxpy's {solver} failed on (PT): {exc}") from exc
+    if solution.status != cp.OPTIMAL:
+        raise SolverError(f"cvxpy's {solver} returned status {solution.status!r} for (PT)")
+    pt.unpack(solution)
     return ConicSolution(
         c=np.clip(c.value, 0.0, None),
         d=np.clip(d.value, 0.0, None),
-        status=pt.status,
-        iterations=int(pt.solver_stats.num_iters or 0),
+        status=solution.status,
+        iterations=int(solution.attr.get("num_iters") or 0),
     )

@@ -110,7 +110,12 @@ class RAISClassifier(BaseReweightingClassifier):
         :doc:`the design notes </design>`); a solve it cannot certify optimal is redone by
         cvxpy and counted in ``history_``'s ``solver_fallbacks``.
         ``'cvxpy'``: the reference second-order cone program through cvxpy
-        (seconds at :math:`|D|` = 20,000).
+        (seconds at :math:`|D|` = 20,000). A solve that fails (cvxpy reports
+        anything but ``'optimal'``) keeps the previous sampling distribution.
+        Fallbacks and failures are told once, at the end of ``fit``, in a
+        :class:`~sklearn.exceptions.ConvergenceWarning` that names the solver
+        that ran, why the fallback ran and, when the inputs look unscaled,
+        suggests scaling them (cvxpy's own warnings are not issued).
 
     cvxpy_solver : str, default='CLARABEL'
         The cvxpy conic solver used by ``solver='cvxpy'`` and by the

@@ -15,7 +15,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 
-from .._data import TensorDataset
+from .._data import TensorDataset, largest_feature_scale
 from .._policies import TrainingStep
 from ._gain import GainRatioEstimator
 from ._governor import SamplingGovernor
@@ -23,6 +23,7 @@ from ._history import FEATURE_NAMES, NormHistory, RecentRecords
 from ._norms import PerExampleGradients, batch_gradient_sq_norms
 from ._sampling import ImportanceSamplingPolicy, SamplingTable
 from ._solve_schedule import BackgroundSolves
+from ._solver_report import SolverReport, solver_message
 from ._uncertainty import (
     SolverError,
     UncertaintySet,
@@ -99,7 +100,9 @@ class RAISPolicy(ImportanceSamplingPolicy):
     solved synchronously, and afterwards on the clock of
     :class:`~sk_reweight._rais._solve_schedule.BackgroundSolves`, each solve
     warm-started from the set in use. A failed solve keeps the previous
-    :math:`c, d` (or uniform sampling) and warns.
+    :math:`c, d` (or uniform sampling). Fallbacks to cvxpy and failures are
+    told in one :class:`~sklearn.exceptions.ConvergenceWarning` at the end
+    of training (``_solver_report``).
 
     **Bookkeeping in blocks.** A step itself only draws from the block's
     :class:`~sk_reweight._rais._sampling.SamplingTable`, measures the drawn
@@ -189,6 +192,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._steps = 0
         self._draws_with_features = 0
         self._solves: BackgroundSolves | None = None
+        self.solver_report = SolverReport()
         self.governor = (
             None
             if self.uniform_fallback is None
@@ -223,6 +227,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
         if self._solves is not None:
             self._end_block()
             self._install(self._solves.shutdown())
+        if self.solver_report.eventful:
+            scale = largest_feature_scale(self.dataset.X)
+            warnings.warn(
+                solver_message(self.solver_report, self.cvxpy_solver, scale),
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         super().end_training()
         # Histories, scores and (PT) records are not part of the fitted model.
         self.records = self.norm_history = self._projections = None
@@ -536,21 +547,17 @@ class RAISPolicy(ImportanceSamplingPolicy):
         )
 
     def _install(self, finished: Future | None) -> None:
-        """Use a finished solve's set; keep the previous one (and warn) if it failed."""
+        """Use a finished solve's set; keep the previous one if it failed (reported at the end)."""
         if finished is None:
             return
         self._end_block()  # a block is drawn from one distribution
         try:
             result = finished.result()
         except (SolverError, ValueError, ArithmeticError) as exc:
-            warnings.warn(
-                f"RAIS could not train its uncertainty set ({exc}); keeping the previous "
-                "sampling distribution.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            self.solver_report.record_failure(str(exc))  # told at the end of training
             self._solve_status = "failed"
             return
+        self.solver_report.record_set(result.fallback_reason)
         self.uncertainty_set = result
         self._solve_seconds += result.solve_seconds
         self._solve_status = result.status

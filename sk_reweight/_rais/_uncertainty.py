@@ -231,7 +231,8 @@ def solve_uncertainty_set(
     ------
     SolverError
         When the records are not finite, or cvxpy fails or reports anything
-        but an optimal status.
+        but an optimal status; after a Newton solve that could not certify,
+        the message says why, then how the cvxpy fallback failed.
     ValueError
         For an unknown ``solver``.
     """
@@ -254,7 +255,12 @@ def solve_uncertainty_set(
                 solver="newton",
                 iterations=found.iterations,
             )
-    found = solve_pt_cvxpy(problem, cvxpy_solver)
+    try:
+        found = solve_pt_cvxpy(problem, cvxpy_solver)
+    except SolverError as exc:
+        if fallback_reason is None:
+            raise
+        raise SolverError(f"{fallback_reason}, and its cvxpy fallback failed too: {exc}") from exc
     return UncertaintySet(
         *to_original_units(problem, found.c, found.d),
         status=found.status,

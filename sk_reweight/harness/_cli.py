@@ -115,9 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         "SGD on generated data: time to uniform SGD's final training and held-out losses, "
         "held-out accuracy at equal time (no download)",
     )
-    demo.add_argument("--folds", type=int, default=5, help="folds per repetition (default 5)")
-    demo.add_argument("--repeats", type=int, default=2, help="repetitions of the CV (default 2)")
-    demo.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    demo.add_argument(
+        "--folds", type=_positive_int, default=5, help="folds per repetition (default 5)"
+    )
+    demo.add_argument(
+        "--repeats", type=_positive_int, default=2, help="repetitions of the CV (default 2)"
+    )
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=50, help="training epochs (default 50)"
+    )
     _add_threads(demo)
 
     bench = commands.add_parser(
@@ -246,19 +252,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``bench``, ``speed``, ...), whose usage goes with its errors."""
+    (commands,) = (
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    return commands.choices[command]
+
+
 def _check_names(parser: argparse.ArgumentParser, kind: str, names, known) -> None:
+    """A name the parser could not check: its usage and one line, exit 2, as argparse does."""
     unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
 
 
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    """A value the machine or the library refuses: one line, exit 2, without the usage."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Check dataset and method names (exit status 2 with a message, as argparse does)."""
+    """Check every argument before anything is written (``demo``: its number of folds).
+
+    ``parser`` is the command's own. Unknown names (datasets, methods,
+    parameters) print its usage and the error; a value that cannot be used
+    (a device this machine lacks, a parameter value the classifier refuses,
+    an output path that is a file) prints one line. Both exit with status 2.
+    """
     from ._bench import list_datasets
     from ._methods import METHODS
     from ._parallel import DIST_HINT, dask_available
     from ._speed import SPEED_METHODS
 
+    if args.command == "demo":
+        if args.folds < 2:
+            parser.error("--folds must be at least 2")
+        return
+    _check_device(parser, args)
+    for option, path in (("--output", args.output), ("--data-home", args.data_home)):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            _fail(parser, f"{option} {path} is a file, not a directory")
     known_datasets = list_datasets()
     if args.command == "bench":
         _check_names(parser, "dataset(s)", args.datasets, known_datasets)
@@ -266,7 +300,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         if args.cv < 2:
             parser.error("--cv must be at least 2")
         if (args.n_jobs > 1 or args.scheduler) and not dask_available():
-            parser.error(f"--n-jobs and --scheduler need dask.distributed; {DIST_HINT}")
+            _fail(parser, f"--n-jobs and --scheduler need dask.distributed; {DIST_HINT}")
     else:
         _check_names(parser, "dataset", [args.dataset], known_datasets)
         _check_names(parser, "method", [args.method], list(SPEED_METHODS))
@@ -284,6 +318,41 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             [name for name, _ in args.shared_param],
             shared,
         )
+        _check_values(parser, "--param", SPEED_METHODS[args.method], args.param)
+        for method in dict.fromkeys((args.method, "erm")):
+            _check_values(parser, "--shared-param", SPEED_METHODS[method], args.shared_param)
+
+
+def _check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check ``--device`` on this machine; with ``--scheduler``, only its name.
+
+    Here ``args.device`` becomes the device it resolves to (``auto``: ``cuda``
+    or ``cpu``), which every method understands. The workers of a cluster
+    have devices of their own, which this machine may lack: there the name is
+    left as it is, for the workers to resolve.
+    """
+    import torch
+
+    from sk_reweight import resolve_device
+
+    try:
+        if getattr(args, "scheduler", None) is None:
+            args.device = str(resolve_device(args.device))
+        elif args.device != "auto":
+            torch.device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        _fail(parser, f"--device: {exc}")
+
+
+def _check_values(
+    parser: argparse.ArgumentParser, option: str, classifier: type, parameters: list
+) -> None:
+    """Refuse, in one line, a parameter value that ``classifier`` would refuse in ``fit``."""
+    for name, value in parameters:
+        try:
+            classifier(**{name: value})._validate_params()
+        except (ValueError, TypeError) as exc:
+            _fail(parser, f"{option} {name}={value!r}: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ._parallel import torch_threads
 
+    _validate(_command_parser(parser, args.command), args)
     try:
         with torch_threads(args.threads):
             if args.command == "demo":
@@ -299,7 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
                 return 0
-            _validate(parser, args)
             return _run(args, list(sys.argv[1:] if argv is None else argv))
     except OSError as exc:  # e.g. a dataset that cannot be downloaded
         print(f"sk-reweight: error: {exc}", file=sys.stderr)

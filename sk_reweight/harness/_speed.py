@@ -771,13 +771,14 @@ def run_speed(settings: SpeedSettings, output: Path, argv: Sequence[str] = ()) -
         0, or :data:`~sk_reweight.harness._bench.INTERRUPTED` after Ctrl-C, when the
         finished seeds are kept and summarised.
     """
+    # The data first: a data set that cannot be loaded leaves no output directory behind.
+    data = prepare_dataset(load_dataset(settings.dataset, settings.data_home), settings.max_rows)
+    race = settings.race()
     output.mkdir(parents=True, exist_ok=True)
     for stale in ("curves.csv", "speed.csv", "frontier.csv", "speed.png", "frontier.png"):
         (output / stale).unlink(missing_ok=True)
     budget = settings.budget
     record = run_record(list(argv), {**asdict(settings), "output": str(output)}, budget.device)
-    data = prepare_dataset(load_dataset(settings.dataset, settings.data_home), settings.max_rows)
-    race = settings.race()
     record["dataset"] = data.info
     record["training_seed"] = "1000 * seed (harness._evaluation.training_seed, fold 0)"
     record["budget_epochs"] = list(race.budgets)

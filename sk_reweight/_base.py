@@ -10,6 +10,7 @@ builds the network and a :class:`~sk_reweight._engine.ReweightingNet` (stored as
 from __future__ import annotations
 
 import copy
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,17 +21,19 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
 from ._augmentation import AUGMENTATIONS, augmentation_generator
+from ._convergence import MAX_EPOCHS, STOP_REASON, StoppingRule, divergence_finding
 from ._data import TensorDataset
 from ._engine import PRECISIONS, ReweightingNet
 from ._fit_context import RunningFit, fitting, initial_weights_drawn, owns_global_generator
@@ -340,7 +343,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         "class_weight": [None, dict, StrOptions({"balanced"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -367,7 +370,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | None = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
         precision: str = "fp32",
@@ -578,18 +581,29 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         )
         return dataset.subset(train), dataset.subset(valid), train
 
+    def _stopping_rule_parameters(self) -> dict[str, Any]:
+        """What :class:`~sk_reweight._convergence.StoppingRule` watches in this fit, and how.
+
+        The validation loss with ``early_stopping`` (its best epoch restored),
+        else the training loss. The rule stops nothing (``patience=None``)
+        when ``n_iter_no_change`` is None, or when it watches the training
+        loss under a learning-rate schedule: a schedule is a plan over
+        ``max_epochs`` that the user chose, and runs to its end.
+        """
+        stops = self.n_iter_no_change is not None and (
+            self.early_stopping or self.lr_schedule is None
+        )
+        return {
+            "monitor": "valid_loss" if self.early_stopping else "train_loss",
+            "patience": self.n_iter_no_change if stops else None,
+            "threshold": self.tol,
+            "load_best": self.early_stopping,
+        }
+
     def _callbacks(self) -> list:
-        callbacks: list = []
-        if self.early_stopping:
-            early_stopping = EarlyStopping(
-                monitor="valid_loss",
-                patience=self.n_iter_no_change,
-                threshold=self.tol,
-                threshold_mode="abs",
-                load_best=True,
-                sink=print if self.verbose else _silent,
-            )
-            callbacks.append(("early_stopping", early_stopping))
+        sink = print if self.verbose else _silent
+        rule = StoppingRule(**self._stopping_rule_parameters(), sink=sink)
+        callbacks: list = [("stopping_rule", rule)]
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         user_callbacks = copy.deepcopy(list(self.callbacks or []))
@@ -662,6 +676,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         "max_epochs": 1,
         "lr_schedule": None,
         "early_stopping": False,
+        "n_iter_no_change": None,
         "warm_start": True,
     }
     """What :meth:`partial_fit` trains with, whatever the parameters say."""
@@ -740,21 +755,15 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
     def _incremental_training(self) -> Iterator[None]:
         """Train with :attr:`_INCREMENTAL_PARAMETERS` in the block, then restore the parameters.
 
-        A network fitted with ``early_stopping=True`` keeps its early-stopping
-        callback, which the block pauses: a chunk has no validation split.
+        The fit in the block sets the network's stopping rule from them: it
+        watches the training loss of the chunk and stops nothing.
         """
         parameters = {name: getattr(self, name) for name in self._INCREMENTAL_PARAMETERS}
-        net = getattr(self, "net_", None)
-        callbacks = None if net is None else net.callbacks_
         self.__dict__.update(self._INCREMENTAL_PARAMETERS)
-        if net is not None:
-            net.callbacks_ = [entry for entry in callbacks if entry[0] != "early_stopping"]
         try:
             yield
         finally:
             self.__dict__.update(parameters)
-            if net is not None:
-                net.callbacks_ = callbacks
 
     def _fit(
         self,
@@ -796,6 +805,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 net.lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
                 net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
                 net.augmentation = self.augmentation
+                self._configure_stopping_rule(net)
             else:
                 net = self._make_net(self._build_module(X), policy, device, train_split)
             if self.augmentation is not None:
@@ -807,6 +817,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
+        self._warn_if_not_converged(net.history[epochs_done:])
         self.loss_curve_ = list(net.history[:, "train_loss"])
         self.validation_loss_curve_ = (
             [epoch["valid_loss"] for epoch in net.history if "valid_loss" in epoch]
@@ -817,6 +828,58 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             min(self.validation_loss_curve_) if self.early_stopping else None
         )
         return self
+
+    def _configure_stopping_rule(self, net: ReweightingNet) -> None:
+        """Set the stopping rule of a fitted ``net`` from the parameters (a warm fit)."""
+        for _, callback in net.callbacks_:
+            if isinstance(callback, StoppingRule):
+                callback.set_params(**self._stopping_rule_parameters())
+
+    def _warn_if_not_converged(self, epochs: list[dict[str, Any]]) -> None:
+        """Warn (:class:`~sklearn.exceptions.ConvergenceWarning`) about a fit that went wrong.
+
+        ``epochs`` are the history records of this fit. A diverged training
+        loss (:func:`~sk_reweight._convergence.divergence_finding`) is named
+        with its likely causes and fixes; otherwise a fit whose stopping rule
+        was active but that ended at ``max_epochs`` is announced, as
+        :class:`~sklearn.neural_network.MLPClassifier` does.
+        """
+        if not epochs:
+            return
+        name = type(self).__name__
+        finding = divergence_finding(
+            [epoch["train_loss"] for epoch in epochs],
+            [epoch["epoch"] for epoch in epochs],
+            len(self.classes_),
+        )
+        if finding:
+            warnings.warn(
+                f"{name} diverged: {finding}. The usual causes are features on very different "
+                f"or very large scales (unscaled inputs) and a learning rate too large for the "
+                f"optimizer (lr={self.lr:g}). Scale the features, e.g. "
+                f"make_pipeline(StandardScaler(), {name}(...)), and/or lower lr.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+            return
+        rule = self._stopping_rule_parameters()
+        if rule["patience"] is None or epochs[-1].get(STOP_REASON) != MAX_EPOCHS:
+            return
+        watched = "validation loss" if self.early_stopping else "training loss"
+        unit = "epochs equivalent" if self._counts_epochs_equivalent else "epochs"
+        warnings.warn(
+            f"{name} reached max_epochs={self.max_epochs} while its {watched} was still "
+            f"improving (by more than tol={self.tol:g} within n_iter_no_change="
+            f"{self.n_iter_no_change} {unit}): the fit may not have converged. Raise "
+            "max_epochs to train longer, or pass n_iter_no_change=None to train exactly "
+            "max_epochs epochs without this warning.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+
+    _counts_epochs_equivalent = False
+    """Whether the policy's progress (``max_epochs``, ``n_iter_no_change``) is in epochs
+    equivalent rather than epochs (RAIS)."""
 
     def _make_net(
         self,

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ._augmentation import augment
 from ._batchnorm import WeightedBatchNorm2d, example_weights
+from ._convergence import CALLBACK, MAX_EPOCHS, STOP_REASON
 from ._data import Batch, TensorBatches, TensorDataset
 from ._policies import MinibatchPolicy, TrainingStep
 from ._schedules import LRSchedule, constant_schedule
@@ -352,6 +353,10 @@ class ReweightingNet(NeuralNetClassifier):
         self.policy.begin_training(self.module_, X)
 
     def on_train_end(self, net: NeuralNet, **kwargs):
+        if len(self.history) and STOP_REASON not in self.history[-1]:
+            # A stopping rule records its own stop; otherwise the ceiling or a callback ended it.
+            ceiling = self.policy.progress >= self.max_epochs
+            self.history.record(STOP_REASON, MAX_EPOCHS if ceiling else CALLBACK)
         self.policy.end_training()
         self.augmentation_generator = None
         super().on_train_end(net, **kwargs)

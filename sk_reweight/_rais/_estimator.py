@@ -246,7 +246,7 @@ class RAISClassifier(BaseReweightingClassifier):
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | None = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
         precision: str = "fp32",
@@ -289,6 +289,8 @@ class RAISClassifier(BaseReweightingClassifier):
         self.cvxpy_solver = cvxpy_solver
         self.refresh_interval = refresh_interval
         self.uniform_fallback = uniform_fallback
+
+    _counts_epochs_equivalent = True
 
     def _make_policy(self) -> ImportanceSamplingPolicy:
         if self.oracle:

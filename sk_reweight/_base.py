@@ -104,14 +104,20 @@ SHARED_PARAMETERS_DOC = """\
         Examples per minibatch (the whole training set when larger).
 
     max_epochs : int >= 1, default=100
-        Training epochs; fewer with early stopping.
+        The most epochs training may take (:class:`RAISClassifier`: epochs
+        equivalent), the ceiling of the stopping rule (``n_iter_no_change``);
+        exactly this many with ``n_iter_no_change=None`` or a decaying
+        ``lr_schedule``, which are planned over it.
 
     lr_schedule : {None, 'cosine', 'step'} or callable, default=None
         Multiplier of ``lr`` as a function of the fractional epoch, updated at
         every step: ``None`` keeps ``lr``; ``'cosine'`` anneals it to 0 over
         ``max_epochs``; ``'step'`` divides it by 10 at 50 % and 75 % of
         ``max_epochs``; a callable ``f(epoch: float) -> float`` is used as is
-        (define it at module level to keep the estimator picklable).
+        (define it at module level to keep the estimator picklable). A
+        schedule is a plan over ``max_epochs`` epochs: training runs all of
+        them, and the stopping rule on the training loss does not apply
+        (with ``early_stopping=True`` the validation loss still stops it).
 
     class_weight : None, 'balanced' or dict, default=None
         Weights of the classes, multiplied into ``sample_weight``, as in
@@ -119,19 +125,31 @@ SHARED_PARAMETERS_DOC = """\
         ``n_samples / (n_classes * np.bincount(y))``.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified) and
-        stop when the validation loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; the best epoch's weights are restored.
-        Without it, training runs exactly ``max_epochs`` epochs.
+        Hold out ``validation_fraction`` of the training data (stratified),
+        let the stopping rule watch the validation loss instead of the
+        training loss, and restore the weights of the best epoch (the lowest
+        validation loss, by ``tol``) when training ends, as
+        :class:`~sklearn.neural_network.MLPClassifier` does.
 
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out for early stopping.
 
-    n_iter_no_change : int >= 1, default=10
-        Patience of early stopping, in epochs.
+    n_iter_no_change : int >= 1 or None, default=10
+        The stopping rule of :class:`~sklearn.neural_network.MLPClassifier`:
+        training ends once the training loss (with ``early_stopping``, the
+        validation loss) has not decreased by more than ``tol`` below its
+        best value for ``n_iter_no_change`` epochs, or at ``max_epochs``,
+        whichever comes first; reaching ``max_epochs`` first raises a
+        :class:`~sklearn.exceptions.ConvergenceWarning`.
+        ``history_[-1, 'stop_reason']`` says which ended the fit. :class:`RAISClassifier`
+        counts these epochs in epochs equivalent, as its ``max_epochs``. The
+        training-loss rule applies to a constant learning rate only
+        (``lr_schedule=None``). ``None`` turns the rule off: training runs
+        exactly ``max_epochs`` epochs, without the warning (with
+        ``early_stopping``, the best epoch is still restored).
 
     tol : float >= 0, default=1e-4
-        Smallest decrease of the validation loss that counts as improvement.
+        Smallest decrease of the watched loss that counts as improvement.
 
     device : str or torch.device, default='auto'
         Where to train: ``'auto'`` takes CUDA when available, else the CPU.
@@ -188,7 +206,8 @@ SHARED_PARAMETERS_DOC = """\
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
         and the policy start over, and ``history_`` is extended. ``lr``,
-        ``batch_size``, ``max_epochs``, ``lr_schedule``, ``augmentation`` and
+        ``batch_size``, ``max_epochs``, ``lr_schedule``, ``augmentation``, the
+        stopping rule's (``early_stopping``, ``n_iter_no_change``, ``tol``) and
         the policy's own parameters take their new values; the network,
         optimizer, device (unless moved by :meth:`to_device`) and callbacks
         stay those of the first fit.
@@ -219,7 +238,11 @@ SHARED_ATTRIBUTES_DOC = """\
         Per-epoch records: ``train_loss`` (mean cross-entropy, not reweighted),
         ``valid_loss`` (with early stopping), whether each is the lowest so far
         (``train_loss_best``, ``valid_loss_best``), ``lr``, ``dur``, the
-        policy's statistics and what the ``callbacks`` record.
+        policy's statistics and what the ``callbacks`` record. The last epoch
+        of every fit records why training ended, ``stop_reason``:
+        ``'no_improvement'`` (the stopping rule of ``n_iter_no_change``),
+        ``'max_epochs'`` or ``'callback'`` (one of ``callbacks``, e.g.
+        skorch's :class:`~skorch.callbacks.EarlyStopping`).
 
     n_iter_ : int
         Number of epochs trained (over all warm-started fits).
@@ -645,6 +668,18 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         KeyboardInterrupt
             At a Ctrl-C, after the current training step. As after any error,
             the classifier is left as it was before ``fit``.
+        FloatingPointError
+            When the training loss of an epoch is not finite.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When the training loss diverged (it exceeded 10 x
+            ``log(n_classes)``, or ended above both where it started and
+            ``log(n_classes)``, the loss of a constant uniform prediction),
+            naming the likely causes (unscaled features, too large ``lr``);
+            otherwise when the stopping rule was active and ``max_epochs``
+            came first.
         """
         with self._unchanged_on_error(in_place=self.warm_start):
             return self._fit(X, y, sample_weight)
@@ -702,7 +737,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         A call trains at the **constant** learning rate ``lr``:
         ``lr_schedule`` applies to :meth:`fit` only, because a schedule needs
         to know the length of training. ``early_stopping`` does not apply
-        either (a chunk is not split for validation). Every call draws a new
+        either (a chunk is not split for validation), nor the stopping rule
+        of ``n_iter_no_change``: a call is one epoch, and never warns that
+        ``max_epochs`` was reached. Every call draws a new
         minibatch order from ``random_state`` and the number of epochs
         trained so far. A call is one epoch of a fresh policy: RGD's
         ``warmup_epochs``, if any, leaves every call unweighted.

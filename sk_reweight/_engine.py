@@ -150,8 +150,11 @@ class ReweightingNet(NeuralNetClassifier):
     learning rate ``lr * lr_schedule(policy.progress) * policy.lr_factor()``,
     and training ends after ``max_epochs`` epochs or once ``policy.progress``
     reaches ``max_epochs`` (importance sampling progresses faster than one
-    epoch per epoch). :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d`
-    layers weight their training statistics by the policy's
+    epoch per epoch), unless a callback ends it first (the classifiers'
+    :class:`~sk_reweight._convergence.StoppingRule`); the last epoch records
+    why (:data:`~sk_reweight._convergence.STOP_REASON`).
+    :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d` layers weight their
+    training statistics by the policy's
     :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is
     the sample-weighted mean cross-entropy of the drawn examples without the
     policy's loss multipliers, but with the importance weights of

@@ -32,7 +32,11 @@ from sk_reweight.datasets import load_dataset
 
 def fit(X, y, X_test, y_test, augmentation, seed, epochs):
     model = ERMClassifier(
-        max_epochs=epochs, device="cpu", random_state=seed, augmentation=augmentation
+        max_epochs=epochs,
+        n_iter_no_change=None,  # every epoch of the budget
+        device="cpu",
+        random_state=seed,
+        augmentation=augmentation,
     )
     model.fit(X, y)
     durations = model.history_[:, "dur"]

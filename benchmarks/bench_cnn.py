@@ -161,7 +161,12 @@ def accuracy(args: argparse.Namespace) -> None:
     images, labels = digits_images()
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(images, labels))
     for name in args.networks:
-        settings = {"module": network(name), "random_state": 0, "device": "cpu"}
+        settings = {
+            "module": network(name),
+            "n_iter_no_change": None,  # every epoch of the budget
+            "random_state": 0,
+            "device": "cpu",
+        }
         built = network(name)(X.shape[1:], 10)
         size = sum(p.numel() for p in built.parameters())
         print(f"# {name}: {type(built).__name__}, {size} parameters", flush=True)
@@ -196,7 +201,7 @@ def accuracy(args: argparse.Namespace) -> None:
 
 def timed_epoch(classifier, X: np.ndarray, y: np.ndarray, epochs: int) -> float:
     """Duration of the last of ``epochs`` epochs."""
-    classifier.set_params(max_epochs=epochs).fit(X, y)
+    classifier.set_params(max_epochs=epochs, n_iter_no_change=None).fit(X, y)
     return classifier.net_.history[-1, "dur"]
 
 

@@ -98,6 +98,7 @@ def child(args: argparse.Namespace) -> dict:
         hidden_layer_sizes=tuple(args.hidden),
         batch_size=args.batch_size,
         max_epochs=args.epochs,
+        n_iter_no_change=None,  # every epoch of the budget
         device="cpu",
         precision=args.precision,
         random_state=0,

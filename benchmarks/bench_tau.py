@@ -167,6 +167,7 @@ def main() -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "max_epochs": args.epochs,
+        "n_iter_no_change": None,  # every epoch of the budget
         "device": args.device,
     }
     normalized_tau = args.normalized_tau if args.normalized_tau > 0 else None

@@ -61,6 +61,7 @@ def estimator_epochs(estimator_class, X, y, hidden, batch_size, epochs, device):
         hidden_layer_sizes=hidden,
         batch_size=batch_size,
         max_epochs=epochs,
+        n_iter_no_change=None,  # every epoch of the budget
         device=device,
         random_state=0,
     ).fit(X, y)

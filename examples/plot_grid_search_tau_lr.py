@@ -25,7 +25,12 @@ from sk_reweight.datasets import load_digits
 digits = load_digits()
 X, y = digits.data, digits.target
 shared = dict(
-    optimizer="sgd", momentum=0.9, max_epochs=10, batch_size=64, hidden_layer_sizes=(64,)
+    optimizer="sgd",
+    momentum=0.9,
+    max_epochs=10,
+    n_iter_no_change=None,  # every candidate trains all 10 epochs
+    batch_size=64,
+    hidden_layer_sizes=(64,),
 )
 cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
 taus = [0.3, 1.0, 3.0, 10.0]

@@ -27,7 +27,7 @@ X_train, X_test, y_train, y_test = train_test_split(
 )
 print(X_train.shape, X_train.dtype)
 
-shared = dict(max_epochs=15, batch_size=64, random_state=0)
+shared = dict(max_epochs=15, n_iter_no_change=None, batch_size=64, random_state=0)
 erm = ERMClassifier(**shared).fit(X_train, y_train)
 rgd = RGDClassifier(tau=1.0, **shared).fit(X_train, y_train)
 for name, model in [("ERM", erm), ("RGD", rgd)]:

@@ -35,7 +35,9 @@ print("test images per class:", np.bincount(y_test).tolist())
 # %%
 # Four ways to train the same network
 # -----------------------------------
-shared = dict(hidden_layer_sizes=(256,), max_epochs=8, batch_size=128, random_state=0)
+shared = dict(
+    hidden_layer_sizes=(256,), max_epochs=8, n_iter_no_change=None, batch_size=128, random_state=0
+)
 models = {
     "ERM": ERMClassifier(**shared),
     "RGD": RGDClassifier(tau=1.0, **shared),

@@ -25,7 +25,14 @@ X_train, X_test, y_train, y_test = train_test_split(
 
 # %%
 # The same network, optimizer, budget and seed for both: only the weighting differs.
-shared = {"max_epochs": 20, "batch_size": 64, "random_state": 0, "device": "cpu"}
+# n_iter_no_change=None: both train all 20 epochs, so that their curves have the same length.
+shared = {
+    "max_epochs": 20,
+    "n_iter_no_change": None,
+    "batch_size": 64,
+    "random_state": 0,
+    "device": "cpu",
+}
 tau = 1.0
 erm = ERMClassifier(**shared).fit(X_train, y_train)
 rgd = RGDClassifier(tau=tau, verbose=1, **shared).fit(X_train, y_train)

@@ -10,6 +10,7 @@ builds the network and a :class:`~sk_reweight._engine.ReweightingNet` (stored as
 from __future__ import annotations
 
 import copy
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,17 +21,19 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
 from ._augmentation import AUGMENTATIONS, augmentation_generator
+from ._convergence import MAX_EPOCHS, STOP_REASON, StoppingRule, divergence_finding
 from ._data import TensorDataset
 from ._devices import resolve_device
 from ._documentation import api_page_template
@@ -110,14 +113,20 @@ SHARED_PARAMETERS_DOC = """\
         Examples per minibatch (the whole training set when larger).
 
     max_epochs : int >= 1, default=100
-        Training epochs; fewer with early stopping.
+        The most epochs training may take (:class:`RAISClassifier`: epochs
+        equivalent), the ceiling of the stopping rule (``n_iter_no_change``);
+        exactly this many with ``n_iter_no_change=None`` or a decaying
+        ``lr_schedule``, which are planned over it.
 
     lr_schedule : {None, 'cosine', 'step'} or callable, default=None
         Multiplier of ``lr`` as a function of the fractional epoch, updated at
         every step: ``None`` keeps ``lr``; ``'cosine'`` anneals it to 0 over
         ``max_epochs``; ``'step'`` divides it by 10 at 50 % and 75 % of
         ``max_epochs``; a callable ``f(epoch: float) -> float`` is used as is
-        (define it at module level to keep the estimator picklable).
+        (define it at module level to keep the estimator picklable). A
+        schedule is a plan over ``max_epochs`` epochs: training runs all of
+        them, and the stopping rule on the training loss does not apply
+        (with ``early_stopping=True`` the validation loss still stops it).
 
     class_weight : None, 'balanced' or dict, default=None
         Weights of the classes, multiplied into ``sample_weight``, as in
@@ -125,19 +134,31 @@ SHARED_PARAMETERS_DOC = """\
         ``n_samples / (n_classes * np.bincount(y))``.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified) and
-        stop when the validation loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; the best epoch's weights are restored.
-        Without it, training runs exactly ``max_epochs`` epochs.
+        Hold out ``validation_fraction`` of the training data (stratified),
+        let the stopping rule watch the validation loss instead of the
+        training loss, and restore the weights of the best epoch (the lowest
+        validation loss, by ``tol``) when training ends, as
+        :class:`~sklearn.neural_network.MLPClassifier` does.
 
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out for early stopping.
 
-    n_iter_no_change : int >= 1, default=10
-        Patience of early stopping, in epochs.
+    n_iter_no_change : int >= 1 or None, default=10
+        The stopping rule of :class:`~sklearn.neural_network.MLPClassifier`:
+        training ends once the training loss (with ``early_stopping``, the
+        validation loss) has not decreased by more than ``tol`` below its
+        best value for ``n_iter_no_change`` epochs, or at ``max_epochs``,
+        whichever comes first; reaching ``max_epochs`` first raises a
+        :class:`~sklearn.exceptions.ConvergenceWarning`.
+        ``history_[-1, 'stop_reason']`` says which ended the fit. :class:`RAISClassifier`
+        counts these epochs in epochs equivalent, as its ``max_epochs``. The
+        training-loss rule applies to a constant learning rate only
+        (``lr_schedule=None``). ``None`` turns the rule off: training runs
+        exactly ``max_epochs`` epochs, without the warning (with
+        ``early_stopping``, the best epoch is still restored).
 
     tol : float >= 0, default=1e-4
-        Smallest decrease of the validation loss that counts as improvement.
+        Smallest decrease of the watched loss that counts as improvement.
 
     device : str or torch.device, default='auto'
         Where to train: ``'auto'`` takes CUDA when available, else the CPU;
@@ -202,7 +223,8 @@ SHARED_PARAMETERS_DOC = """\
         When refitting, start from the fitted network's weights and optimizer
         state instead of a fresh initialisation; the learning-rate schedule
         and the policy start over, and ``history_`` is extended. ``lr``,
-        ``batch_size``, ``max_epochs``, ``lr_schedule``, ``augmentation`` and
+        ``batch_size``, ``max_epochs``, ``lr_schedule``, ``augmentation``, the
+        stopping rule's (``early_stopping``, ``n_iter_no_change``, ``tol``) and
         the policy's own parameters take their new values; the network,
         optimizer, device (unless moved by :meth:`to_device`) and callbacks
         stay those of the first fit.
@@ -237,7 +259,10 @@ SHARED_ATTRIBUTES_DOC = """\
         ``validation_scores_``), whether each is the best so far
         (``train_loss_best``, ``valid_loss_best``, ``valid_acc_best``),
         ``lr``, ``dur``, the policy's statistics and what the ``callbacks``
-        record.
+        record. The last epoch of every fit records why training ended,
+        ``stop_reason``: ``'no_improvement'`` (the stopping rule of
+        ``n_iter_no_change``), ``'max_epochs'`` or ``'callback'`` (one of
+        ``callbacks``, e.g. skorch's :class:`~skorch.callbacks.EarlyStopping`).
 
     n_iter_ : int
         Number of epochs trained (over all warm-started fits).
@@ -354,7 +379,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         "class_weight": [None, dict, StrOptions({"balanced"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -381,7 +406,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | None = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
         precision: str = "fp32",
@@ -608,20 +633,32 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         )
         return dataset.subset(train), dataset.subset(valid), train
 
+    def _stopping_rule_parameters(self) -> dict[str, Any]:
+        """What :class:`~sk_reweight._convergence.StoppingRule` watches in this fit, and how.
+
+        The validation loss with ``early_stopping`` (its best epoch restored),
+        else the training loss. The rule stops nothing (``patience=None``)
+        when ``n_iter_no_change`` is None, or when it watches the training
+        loss under a learning-rate schedule: a schedule is a plan over
+        ``max_epochs`` that the user chose, and runs to its end.
+        """
+        stops = self.n_iter_no_change is not None and (
+            self.early_stopping or self.lr_schedule is None
+        )
+        return {
+            "monitor": "valid_loss" if self.early_stopping else "train_loss",
+            "patience": self.n_iter_no_change if stops else None,
+            "threshold": self.tol,
+            "load_best": self.early_stopping,
+        }
+
     def _callbacks(self) -> list:
+        sink = print if self.verbose else _silent
         callbacks: list = []
         if self.verbose >= 2:  # first: the bar is erased before anything else prints
             callbacks.append(("progress_bar", EpochProgressBar()))
-        if self.early_stopping:
-            early_stopping = EarlyStopping(
-                monitor="valid_loss",
-                patience=self.n_iter_no_change,
-                threshold=self.tol,
-                threshold_mode="abs",
-                load_best=True,
-                sink=print if self.verbose else _silent,
-            )
-            callbacks.append(("early_stopping", early_stopping))
+        rule = StoppingRule(**self._stopping_rule_parameters(), sink=sink)
+        callbacks.append(("stopping_rule", rule))
         user_callbacks = copy.deepcopy(list(self.callbacks or []))
         for entry in user_callbacks:
             callback = entry[1] if isinstance(entry, tuple) else entry
@@ -663,6 +700,18 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         KeyboardInterrupt
             At a Ctrl-C, after the current training step. As after any error,
             the classifier is left as it was before ``fit``.
+        FloatingPointError
+            When the training loss of an epoch is not finite.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When the training loss diverged (it exceeded 10 x
+            ``log(n_classes)``, or ended above both where it started and
+            ``log(n_classes)``, the loss of a constant uniform prediction),
+            naming the likely causes (unscaled features, too large ``lr``);
+            otherwise when the stopping rule was active and ``max_epochs``
+            came first.
         """
         with self._unchanged_on_error(in_place=self.warm_start):
             return self._fit(X, y, sample_weight)
@@ -694,6 +743,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         "max_epochs": 1,
         "lr_schedule": None,
         "early_stopping": False,
+        "n_iter_no_change": None,
         "warm_start": True,
     }
     """What :meth:`partial_fit` trains with, whatever the parameters say."""
@@ -719,7 +769,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         A call trains at the **constant** learning rate ``lr``:
         ``lr_schedule`` applies to :meth:`fit` only, because a schedule needs
         to know the length of training. ``early_stopping`` does not apply
-        either (a chunk is not split for validation). Every call draws a new
+        either (a chunk is not split for validation), nor the stopping rule
+        of ``n_iter_no_change``: a call is one epoch, and never warns that
+        ``max_epochs`` was reached. Every call draws a new
         minibatch order from ``random_state`` and the number of epochs
         trained so far. A call is one epoch of a fresh policy: RGD's
         ``warmup_epochs``, if any, leaves every call unweighted.
@@ -772,21 +824,15 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
     def _incremental_training(self) -> Iterator[None]:
         """Train with :attr:`_INCREMENTAL_PARAMETERS` in the block, then restore the parameters.
 
-        A network fitted with ``early_stopping=True`` keeps its early-stopping
-        callback, which the block pauses: a chunk has no validation split.
+        The fit in the block sets the network's stopping rule from them: it
+        watches the training loss of the chunk and stops nothing.
         """
         parameters = {name: getattr(self, name) for name in self._INCREMENTAL_PARAMETERS}
-        net = getattr(self, "net_", None)
-        callbacks = None if net is None else net.callbacks_
         self.__dict__.update(self._INCREMENTAL_PARAMETERS)
-        if net is not None:
-            net.callbacks_ = [entry for entry in callbacks if entry[0] != "early_stopping"]
         try:
             yield
         finally:
             self.__dict__.update(parameters)
-            if net is not None:
-                net.callbacks_ = callbacks
 
     def _fit(
         self,
@@ -828,6 +874,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
                 net.lr_schedule = resolve_lr_schedule(self.lr_schedule, self.max_epochs)
                 net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
                 net.augmentation = self.augmentation
+                self._configure_stopping_rule(net)
             else:
                 net = self._make_net(self._build_module(X), policy, device, train_split)
             if self.augmentation is not None:
@@ -839,6 +886,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
+        self._warn_if_not_converged(net.history[epochs_done:])
         self.loss_curve_ = list(net.history[:, "train_loss"])
         self.validation_loss_curve_ = (
             [epoch["valid_loss"] for epoch in net.history if "valid_loss" in epoch]
@@ -849,6 +897,58 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             min(self.validation_loss_curve_) if self.early_stopping else None
         )
         return self
+
+    def _configure_stopping_rule(self, net: ReweightingNet) -> None:
+        """Set the stopping rule of a fitted ``net`` from the parameters (a warm fit)."""
+        for _, callback in net.callbacks_:
+            if isinstance(callback, StoppingRule):
+                callback.set_params(**self._stopping_rule_parameters())
+
+    def _warn_if_not_converged(self, epochs: list[dict[str, Any]]) -> None:
+        """Warn (:class:`~sklearn.exceptions.ConvergenceWarning`) about a fit that went wrong.
+
+        ``epochs`` are the history records of this fit. A diverged training
+        loss (:func:`~sk_reweight._convergence.divergence_finding`) is named
+        with its likely causes and fixes; otherwise a fit whose stopping rule
+        was active but that ended at ``max_epochs`` is announced, as
+        :class:`~sklearn.neural_network.MLPClassifier` does.
+        """
+        if not epochs:
+            return
+        name = type(self).__name__
+        finding = divergence_finding(
+            [epoch["train_loss"] for epoch in epochs],
+            [epoch["epoch"] for epoch in epochs],
+            len(self.classes_),
+        )
+        if finding:
+            warnings.warn(
+                f"{name} diverged: {finding}. The usual causes are features on very different "
+                f"or very large scales (unscaled inputs) and a learning rate too large for the "
+                f"optimizer (lr={self.lr:g}). Scale the features, e.g. "
+                f"make_pipeline(StandardScaler(), {name}(...)), and/or lower lr.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+            return
+        rule = self._stopping_rule_parameters()
+        if rule["patience"] is None or epochs[-1].get(STOP_REASON) != MAX_EPOCHS:
+            return
+        watched = "validation loss" if self.early_stopping else "training loss"
+        unit = "epochs equivalent" if self._counts_epochs_equivalent else "epochs"
+        warnings.warn(
+            f"{name} reached max_epochs={self.max_epochs} while its {watched} was still "
+            f"improving (by more than tol={self.tol:g} within n_iter_no_change="
+            f"{self.n_iter_no_change} {unit}): the fit may not have converged. Raise "
+            "max_epochs to train longer, or pass n_iter_no_change=None to train exactly "
+            "max_epochs epochs without this warning.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+
+    _counts_epochs_equivalent = False
+    """Whether the policy's progress (``max_epochs``, ``n_iter_no_change``) is in epochs
+    equivalent rather than epochs (RAIS)."""
 
     def _make_net(
         self,

@@ -19,9 +19,11 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.history import History
 from torch import nn
 
+from ._convergence import StoppingRule
 from ._fit_context import RunningFit, owns_global_generator, running_fit
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
+"""Version of the checkpoints' contents (3: with the stopping rule's state)."""
 
 NOT_FINGERPRINTED = frozenset({"callbacks", "device", "verbose"})
 """Parameters that do not choose a fit's checkpoint: they do not change what is trained
@@ -194,8 +196,9 @@ class TrainingCheckpoint(Callback):
     optimizer's state, the history, the minibatch policy's progress (which
     drives the learning-rate schedule and the end of training) and random
     generators, the fit's dropout generator, the generator of the
-    ``augmentation``, torch's global random state and the state of early
-    stopping. When ``fit`` starts and finds its own
+    ``augmentation``, torch's global random state and the state of the
+    stopping rule (``n_iter_no_change``: the best loss so far and the epochs
+    since it) and of early stopping. When ``fit`` starts and finds its own
     checkpoint, training continues from it instead of from the start, and
     runs only the epochs that remain: a killed fit, run again with the same
     data and parameters, loses at most ``every`` epochs and, on the CPU,
@@ -416,9 +419,13 @@ def _early_stoppings(net: Any) -> list[EarlyStopping]:
 
 
 def _early_stopping_state(callback: EarlyStopping) -> dict[str, Any]:
-    return {
+    """What an early-stopping callback (the classifiers' stopping rule included) has learnt."""
+    state = {
         "misses_": callback.misses_,
         "dynamic_threshold_": float(callback.dynamic_threshold_),
         "best_epoch_": callback.best_epoch_,
         "best_model_weights_": callback.best_model_weights_,
     }
+    if isinstance(callback, StoppingRule):
+        state["best_progress_"] = callback.best_progress_
+    return state

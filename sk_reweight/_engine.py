@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ._augmentation import augment
 from ._batchnorm import WeightedBatchNorm2d, example_weights
+from ._convergence import CALLBACK, MAX_EPOCHS, STOP_REASON
 from ._data import Batch, TensorBatches, TensorDataset
 from ._output import EpochTable
 from ._policies import MinibatchPolicy, TrainingStep
@@ -161,8 +162,11 @@ class ReweightingNet(NeuralNetClassifier):
     learning rate ``lr * lr_schedule(policy.progress) * policy.lr_factor()``,
     and training ends after ``max_epochs`` epochs or once ``policy.progress``
     reaches ``max_epochs`` (importance sampling progresses faster than one
-    epoch per epoch). :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d`
-    layers weight their training statistics by the policy's
+    epoch per epoch), unless a callback ends it first (the classifiers'
+    :class:`~sk_reweight._convergence.StoppingRule`); the last epoch records
+    why (:data:`~sk_reweight._convergence.STOP_REASON`).
+    :class:`~sk_reweight._batchnorm.WeightedBatchNorm2d` layers weight their
+    training statistics by the policy's
     :meth:`~MinibatchPolicy.sampling_weights`. The recorded ``train_loss`` is
     the sample-weighted mean cross-entropy of the drawn examples without the
     policy's loss multipliers, but with the importance weights of
@@ -381,6 +385,10 @@ class ReweightingNet(NeuralNetClassifier):
         self.policy.begin_training(self.module_, X)
 
     def on_train_end(self, net: NeuralNet, **kwargs):
+        if len(self.history) and STOP_REASON not in self.history[-1]:
+            # A stopping rule records its own stop; otherwise the ceiling or a callback ended it.
+            ceiling = self.policy.progress >= self.max_epochs
+            self.history.record(STOP_REASON, MAX_EPOCHS if ceiling else CALLBACK)
         self.policy.end_training()
         self.augmentation_generator = None
         super().on_train_end(net, **kwargs)

@@ -31,7 +31,7 @@ from sk_reweight._augmentation import (
 from .test_checkpoint import FailsAtEpoch
 
 CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
-QUICK = {"max_epochs": 2, "device": "cpu", "random_state": 0}
+QUICK = {"max_epochs": 2, "n_iter_no_change": None, "device": "cpu", "random_state": 0}
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ def test_same_network_and_budget_for_the_networks():
     assert isinstance(skorch, PlainSkorchClassifier)
     for model in (erm, rgd, erm_sgd):
         assert (model.hidden_layer_sizes, model.max_epochs) == ((16,), 2)
+        assert model.n_iter_no_change is None  # a fixed budget: no stopping rule
         assert model.random_state == 3
     assert (erm.optimizer, erm.lr) == ("adam", 1e-3)
     assert (erm_sgd.optimizer, erm_sgd.lr, erm_sgd.momentum) == ("sgd", BUDGET.sgd_lr, 0.9)

@@ -12,7 +12,13 @@ from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
 from .test_interrupts import CtrlCAtStep, previous_handler  # noqa: F401 (a fixture)
 
-SETTINGS = {"device": "cpu", "random_state": 0, "batch_size": 64, "hidden_layer_sizes": (32,)}
+SETTINGS = {
+    "device": "cpu",
+    "random_state": 0,
+    "batch_size": 64,
+    "hidden_layer_sizes": (32,),
+    "n_iter_no_change": None,  # fits of a few epochs, every one of them run
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,5 +114,9 @@ def test_partial_fit_continues_a_model_fitted_with_early_stopping(digits):
     model.partial_fit(X, y)
     assert model.n_iter_ == 4
     assert "valid_loss" not in model.history_[-1]
-    assert "early_stopping" in dict(model.net_.callbacks_)  # paused for the call only
     assert model.early_stopping
+    rule = dict(model.net_.callbacks_)["stopping_rule"]
+    assert (rule.monitor, rule.patience) == ("train_loss", None)  # the call's: it stops nothing
+    model.set_params(warm_start=True, max_epochs=2, n_iter_no_change=5).fit(X, y)
+    assert (rule.monitor, rule.patience, rule.load_best) == ("valid_loss", 5, True)
+    assert "valid_loss" in model.history_[-1]

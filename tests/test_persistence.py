@@ -27,7 +27,7 @@ from sk_reweight import (
 from sk_reweight._batchnorm import WeightedBatchNorm2d
 
 CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier, InfoBatchClassifier]
-QUICK = {"max_epochs": 3, "device": "cpu", "random_state": 0}
+QUICK = {"max_epochs": 3, "n_iter_no_change": None, "device": "cpu", "random_state": 0}
 
 
 def small_mlp(input_shape, n_classes):

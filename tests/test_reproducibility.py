@@ -20,7 +20,7 @@ from sk_reweight import TRUSTED_TYPES, ERMClassifier, RAISClassifier, RGDClassif
 from sk_reweight._rais import _policy
 
 CLASSIFIERS = [ERMClassifier, RGDClassifier, RAISClassifier]
-QUICK = {"max_epochs": 4, "device": "cpu", "random_state": 0}
+QUICK = {"max_epochs": 4, "n_iter_no_change": None, "device": "cpu", "random_state": 0}
 
 FIT_IN_A_FRESH_PROCESS = """
 import sys

@@ -24,7 +24,13 @@ from skorch.callbacks import (
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
 ESTIMATORS = [ERMClassifier, RGDClassifier, RAISClassifier]
-SMALL = {"max_epochs": 3, "batch_size": 64, "device": "cpu", "random_state": 0}
+SMALL = {
+    "max_epochs": 3,
+    "n_iter_no_change": None,  # every epoch run
+    "batch_size": 64,
+    "device": "cpu",
+    "random_state": 0,
+}
 
 
 def correct_fraction(net, X, y):

@@ -55,7 +55,10 @@ class RAISClassifier(BaseReweightingClassifier):
       uniform epochs the steps so far are worth. Training ends when
       :math:`\hat t` reaches ``max_epochs`` (or after ``max_epochs``
       epochs): RAIS-SGD is a drop-in replacement for SGD with the same
-      schedule that needs fewer steps to complete it.
+      schedule that needs fewer steps to complete it. With a constant
+      learning rate the stopping rule may end it earlier: the loss has
+      not improved by ``tol`` for ``n_iter_no_change`` epochs equivalent
+      (so an epoch worth 3 uniform epochs counts as 3).
 
     Batch-normalisation layers of the default CNN weight their training
     statistics by :math:`1/(n p_i)` (section 4.5). The paper reports training
@@ -251,7 +254,7 @@ class RAISClassifier(BaseReweightingClassifier):
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | None = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
         precision: str = "fp32",
@@ -294,6 +297,8 @@ class RAISClassifier(BaseReweightingClassifier):
         self.cvxpy_solver = cvxpy_solver
         self.refresh_interval = refresh_interval
         self.uniform_fallback = uniform_fallback
+
+    _counts_epochs_equivalent = True
 
     def _make_policy(self) -> ImportanceSamplingPolicy:
         if self.oracle:

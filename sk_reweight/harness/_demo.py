@@ -45,7 +45,7 @@ DATASETS = {"breast_cancer": load_breast_cancer, "digits": load_digits}
 
 def demo_methods(max_epochs: int = 50) -> dict[str, BaseEstimator]:
     """ERM and RGD with the same network, optimizer and budget, behind a StandardScaler."""
-    shared = {"max_epochs": max_epochs, "device": "cpu"}
+    shared = {"max_epochs": max_epochs, "n_iter_no_change": None, "device": "cpu"}
     return {
         "ERM": make_pipeline(StandardScaler(), ERMClassifier(**shared)),
         "RGD": make_pipeline(StandardScaler(), RGDClassifier(**shared)),

@@ -50,7 +50,9 @@ class Budget:
     The defaults are a two-layer MLP of 256 units (for images: the package's
     compact VGG-style CNN with a 256-unit head), Adam at learning rate 1e-3 (the methods
     trained by SGD with momentum 0.9, RAIS, InfoBatch and ERM-SGD, at ``sgd_lr``),
-    minibatches of 256 examples and 50 epochs without early stopping.
+    minibatches of 256 examples and 50 epochs without early stopping: every one of them
+    is trained (the package's classifiers get ``n_iter_no_change=None``, which turns
+    their default stopping rule off).
     """
 
     hidden_layer_sizes: tuple[int, ...] = (256, 256)
@@ -120,6 +122,7 @@ def _package_network(
             momentum=0.9,
             batch_size=budget.batch_size,
             max_epochs=budget.max_epochs,
+            n_iter_no_change=None,  # the budget is a fixed number of epochs
             device=budget.device,
         )
 

@@ -166,6 +166,7 @@ class SpeedSettings:
             "lr_schedule": self.lr_schedule,
             "batch_size": self.budget.batch_size,
             "max_epochs": self.budget.max_epochs,
+            "n_iter_no_change": None,  # every run trains its whole budget
             "device": self.budget.device,
             **self.shared_parameters,
         }

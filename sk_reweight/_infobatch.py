@@ -323,7 +323,7 @@ class InfoBatchClassifier(BaseReweightingClassifier):
         class_weight: str | dict | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | None = 10,
         tol: float = 1e-4,
         device: str | torch.device = "auto",
         precision: str = "fp32",

@@ -46,8 +46,8 @@ for fit in sys.argv[1:]:  # VERBOSE or VERBOSE:NO_COLOR, one fit each
     verbose, _, no_color = fit.partition(":")
     os.environ["NO_COLOR"] = no_color
     ERMClassifier(
-        max_epochs=3, batch_size=16, early_stopping=True, verbose=int(verbose),
-        device="cpu", random_state=0,
+        max_epochs=3, n_iter_no_change=None, batch_size=16, early_stopping=True,
+        verbose=int(verbose), device="cpu", random_state=0,
     ).fit(X, y)
 """
 """Fits of 3 epochs (32 training and 4 validation batches each) that print their tables."""
@@ -177,7 +177,7 @@ def test_valid_acc_is_the_weighted_accuracy_on_the_validation_split(Classifier, 
     X, y = breast_cancer
     weights = np.where(y == 1, 1.0, 3.0)
     model = Classifier(
-        **{**FAST, "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": 100}
+        **{**FAST, "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": None}
     ).fit(X, y, sample_weight=weights)
     history = model.history_
     held_out = np.setdiff1d(np.arange(len(y)), model._training_rows)
@@ -247,7 +247,7 @@ READ_ONLY_FITS = textwrap.dedent(
         array.setflags(write=False)
     frame = pd.DataFrame(X)  # float32, read-only under pandas' copy-on-write
     before = X.copy()
-    quick = {"max_epochs": 2, "device": "cpu", "random_state": 0}
+    quick = {"max_epochs": 2, "n_iter_no_change": None, "device": "cpu", "random_state": 0}
     for inputs in (X, frame, images):
         for Classifier in (ERMClassifier, RAISClassifier):
             model = Classifier(**quick).fit(inputs, y)

@@ -23,8 +23,8 @@ from . import fake_datasets
 from .test_checkpoint import FailsAtEpoch, only_checkpoint, saved_epochs
 
 FAST = {
-    "hidden_layer_sizes": (16,), "batch_size": 64, "lr": 3e-3, "max_epochs": 8, "n_iter_no_change": None,
-    "anneal": 0.25, "random_state": 0, "device": "cpu",
+    "hidden_layer_sizes": (16,), "batch_size": 64, "lr": 3e-3, "max_epochs": 8,
+    "n_iter_no_change": None, "anneal": 0.25, "random_state": 0, "device": "cpu",
 }  # fmt: skip
 
 

@@ -55,21 +55,10 @@ def events(seeds: int, epochs: int, batch_size: int) -> None:
 
 def solve_whole(problem, solver: str = "CLARABEL"):
     """``solve_pt_cvxpy`` as it was: one ``Problem.solve``."""
-    import cvxpy as cp
+    from sk_reweight._rais._cvxpy import cvxpy_pt_problem
 
-    estimate, uncertainty = problem.estimate_features, problem.uncertainty_features
-    n_records = len(problem.norms)
-    root_weights = np.sqrt(problem.weights)
-    c = cp.Variable(estimate.shape[1], nonneg=True)
-    d = cp.Variable(uncertainty.shape[1], nonneg=True)
-    slack = cp.Variable(n_records, nonneg=True)
-    residual = (root_weights[:, None] * estimate) @ c - root_weights * problem.norms
-    spread = uncertainty @ d
-    constraints = [
-        cp.SOC(slack + spread, cp.vstack([2 * residual, slack - spread]), axis=0),
-        cp.sum(slack) <= n_records,
-    ]
-    cp.Problem(cp.Minimize(problem.objective @ d), constraints).solve(solver=solver)
+    pt, c, d = cvxpy_pt_problem(problem)
+    pt.solve(solver=solver)
     return np.clip(c.value, 0.0, None), np.clip(d.value, 0.0, None)
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback
 
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier, TrainingCheckpoint
 from sk_reweight._convergence import divergence_finding
+
+from .test_checkpoint import FailsAtEpoch
 
 SMALL = {"device": "cpu", "random_state": 0, "batch_size": 64, "hidden_layer_sizes": (32,)}
 NEVER_IMPROVES = 10.0
@@ -113,17 +114,6 @@ def test_rais_counts_its_patience_in_epochs_equivalent(digits):
     assert model.history_[-1, "stop_reason"] == "no_improvement"
     assert rule_stop(model.loss_curve_, progress, patience=8, tol=NEVER_IMPROVES) == model.n_iter_
     assert model.n_iter_ < 1 + 8  # fewer epochs than a rule counting epochs would train
-
-
-class FailsAtEpoch(Callback):
-    """Raises at the end of an epoch: a crash in the middle of a fit."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) == self.epoch:
-            raise RuntimeError("crash")
 
 
 def test_the_rule_survives_a_resumed_fit(digits, tmp_path):

@@ -6,7 +6,7 @@ does not pay for it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +54,29 @@ class ConicSolution(NamedTuple):
     iterations: int
 
 
+def cvxpy_pt_problem(problem: PTProblem) -> tuple[Any, Any, Any]:
+    """(PT) as a cvxpy problem: one vectorised second-order cone constraint.
+
+    Returns the problem and its variables ``c`` and ``d`` (see
+    :func:`solve_pt_cvxpy` for the formulation).
+    """
+    import cvxpy as cp
+
+    estimate, uncertainty = problem.estimate_features, problem.uncertainty_features
+    n_records = len(problem.norms)
+    root_weights = np.sqrt(problem.weights)
+    c = cp.Variable(estimate.shape[1], nonneg=True)
+    d = cp.Variable(uncertainty.shape[1], nonneg=True)
+    slack = cp.Variable(n_records, nonneg=True)
+    residual = (root_weights[:, None] * estimate) @ c - root_weights * problem.norms
+    spread = uncertainty @ d
+    constraints = [
+        cp.SOC(slack + spread, cp.vstack([2 * residual, slack - spread]), axis=0),
+        cp.sum(slack) <= n_records,
+    ]
+    return cp.Problem(cp.Minimize(problem.objective @ d), constraints), c, d
+
+
 def solve_pt_cvxpy(problem: PTProblem, solver: str = "CLARABEL") -> ConicSolution:
     r"""Solve (PT) with cvxpy as a second-order cone program.
 
@@ -89,19 +112,7 @@ def solve_pt_cvxpy(problem: PTProblem, solver: str = "CLARABEL") -> ConicSolutio
     """
     import cvxpy as cp
 
-    estimate, uncertainty = problem.estimate_features, problem.uncertainty_features
-    n_records = len(problem.norms)
-    root_weights = np.sqrt(problem.weights)
-    c = cp.Variable(estimate.shape[1], nonneg=True)
-    d = cp.Variable(uncertainty.shape[1], nonneg=True)
-    slack = cp.Variable(n_records, nonneg=True)
-    residual = (root_weights[:, None] * estimate) @ c - root_weights * problem.norms
-    spread = uncertainty @ d
-    constraints = [
-        cp.SOC(slack + spread, cp.vstack([2 * residual, slack - spread]), axis=0),
-        cp.sum(slack) <= n_records,
-    ]
-    pt = cp.Problem(cp.Minimize(problem.objective @ d), constraints)
+    pt, c, d = cvxpy_pt_problem(problem)
     try:
         # cvxpy's documented steps of Problem.solve, taken one by one: solve() itself warns
         # ("Solution may be inaccurate...") from this solver thread, raw; here every status

@@ -141,17 +141,22 @@ def test_the_device_of_a_cluster_is_checked_by_name_only(monkeypatch):
 REPOSITORY = Path(sk_reweight.__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_bench_on_cuda_without_cuda_is_one_line_exit_2_and_leaves_no_folder(tmp_path):
-    """A real process, in a fresh directory: its default output folder would appear there."""
-    finished = subprocess.run(
-        [sys.executable, "-m", "sk_reweight", "bench", "--device", "cuda"],
-        cwd=tmp_path,
+def run_cli(directory: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """``python -m sk_reweight ARGUMENTS`` in a real process started in ``directory``."""
+    return subprocess.run(
+        [sys.executable, "-m", "sk_reweight", *arguments],
+        cwd=directory,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_on_cuda_without_cuda_is_one_line_exit_2_and_leaves_no_folder(tmp_path):
+    """A real process, in a fresh directory: its default output folder would appear there."""
+    finished = run_cli(tmp_path, "bench", "--device", "cuda")
     assert finished.returncode == 2
     assert finished.stderr.count("\n") == 1, finished.stderr
     assert finished.stderr.startswith("sk-reweight bench: error: --device: device='cuda' cannot")
@@ -163,14 +168,7 @@ def test_bench_on_cuda_without_cuda_is_one_line_exit_2_and_leaves_no_folder(tmp_
 
 @pytest.mark.slow  # a real process, about 6 s of CPU; test_bad_arguments_... checks it in-process
 def test_a_mistyped_dataset_prints_the_commands_usage_in_a_real_process(tmp_path):
-    finished = subprocess.run(
-        [sys.executable, "-m", "sk_reweight", "bench", "--datasets", "digitz"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_cli(tmp_path, "bench", "--datasets", "digitz")
     assert finished.returncode == 2
     assert finished.stderr.startswith("usage: sk-reweight bench [-h] [--datasets DATASETS")
     assert finished.stderr.splitlines()[-1].startswith(

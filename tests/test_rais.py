@@ -204,7 +204,9 @@ def test_an_inaccurate_cvxpy_fallback_is_told_in_our_words_only():
     X, y = load_wine(return_X_y=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = RAISClassifier(max_epochs=26, random_state=0, device="cpu").fit(X, y)
+        model = RAISClassifier(
+            max_epochs=26, n_iter_no_change=None, random_state=0, device="cpu"
+        ).fit(X, y)
     assert model.history_[:, "solve_status"].count("failed") == 1
     (message,) = pt_warnings(caught)
     assert "1 of 24 failed, keeping the previous sampling distribution" in message

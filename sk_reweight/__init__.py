@@ -4,6 +4,9 @@
 - :class:`RGDClassifier`: Stochastic Re-weighted Gradient Descent (KL-DRO).
 - :class:`RAISClassifier`: Robust Approximate Importance Sampling (RAIS-SGD).
 - :class:`InfoBatchClassifier`: InfoBatch, unbiased dynamic pruning of well-learned examples.
+- :class:`ReweightingClassifier`: the same engine under a :class:`MinibatchPolicy` of your own.
+- :class:`MinibatchPolicy`, :class:`TrainingStep`: how a training method draws minibatches and
+  weights their losses, the extension point for new methods.
 - :func:`default_module`: the network the classifiers build when ``module`` is ``None``.
 - :func:`resolve_device`: the torch device a ``device`` parameter names, checked on this machine.
 - :func:`sigint_recorded`: the Ctrl-C handling of their training, for other training loops.
@@ -21,7 +24,9 @@ from ._erm import ERMClassifier
 from ._infobatch import InfoBatchClassifier
 from ._modules import default_module
 from ._persistence import TRUSTED_TYPES
+from ._policies import MinibatchPolicy, TrainingStep
 from ._rais import RAISClassifier, UncertaintySet
+from ._reweighting import ReweightingClassifier
 from ._rgd import RGDClassifier, rgd_weights
 
 __version__ = "0.1.0"
@@ -30,9 +35,12 @@ __all__ = [
     "TRUSTED_TYPES",
     "ERMClassifier",
     "InfoBatchClassifier",
+    "MinibatchPolicy",
     "RAISClassifier",
     "RGDClassifier",
+    "ReweightingClassifier",
     "TrainingCheckpoint",
+    "TrainingStep",
     "UncertaintySet",
     "__version__",
     "default_module",

@@ -87,7 +87,7 @@ class StoppingRule(EarlyStopping):
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         score = net.history[-1, self.monitor]
-        progress = net.policy.progress
+        progress = net.progress
         if self._is_score_improved(score):
             self.dynamic_threshold_ = self._calc_new_threshold(score)
             self.best_epoch_ = net.history[-1, "epoch"]

@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import BatchScoring, EpochTimer, PassthroughScoring
+from skorch.utils import TeeGenerator
 from torch import Tensor, nn
 
-from ._augmentation import augment
+from ._augmentation import augment, augmentation_generator
 from ._batchnorm import WeightedBatchNorm2d, example_weights
 from ._convergence import CALLBACK, MAX_EPOCHS, STOP_REASON
-from ._data import Batch, TensorBatches, TensorDataset
+from ._data import Batch, Targets, TensorBatches, TensorDataset
 from ._output import EpochTable
 from ._policies import MinibatchPolicy, TrainingStep
 from ._schedules import LRSchedule, constant_schedule
@@ -86,6 +87,16 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 }
 """The ``precision`` options: the dtype of the forward pass under :func:`torch.autocast`
 (``None``: no autocast, float32 throughout)."""
+
+
+class ScheduleComplete(Exception):  # noqa: N818 (the end of a schedule, not an error)
+    """Raised at the start of an epoch once the policy's progress has reached ``max_epochs``.
+
+    :meth:`ReweightingNet.fit_loop` ends training on it, as it ends when its
+    epochs run out: it is the schedule's end, distinct from a Ctrl-C
+    (:class:`KeyboardInterrupt`, which :meth:`ReweightingNet.partial_fit`
+    raises again) and from a callback's stop.
+    """
 
 
 class SigintFlag:
@@ -184,8 +195,13 @@ class ReweightingNet(NeuralNetClassifier):
     module : torch.nn.Module
         Network producing logits.
     policy : MinibatchPolicy
-        Draws the minibatches and weights their losses; the caller has
-        already :meth:`~MinibatchPolicy.reset` it for the training set.
+        Draws the minibatches and weights their losses. The net is the one
+        that drives it: it resets the policy for the training set and starts
+        it when training begins, asks it for every epoch's order and every
+        step's weights, records its statistics and ends it.
+    seed : int
+        Seeds the policy's generator and the augmentation's, when training
+        begins.
     lr_schedule : callable
         Multiplier of ``lr`` as a function of progress in epochs.
     precision : {'fp32', 'bf16', 'fp16'}
@@ -200,9 +216,9 @@ class ReweightingNet(NeuralNetClassifier):
     augmentation : {None, 'crop', 'crop_flip'}
         Augmentation of every training minibatch of images, before the
         forward pass (:func:`~sk_reweight._augmentation.augment`), drawn from
-        :attr:`augmentation_generator`, which the caller sets before training
-        and which is dropped when training ends. Prediction and validation
-        see the images as they are.
+        :attr:`augmentation_generator`, which exists from the start to the
+        end of training. Prediction and validation see the images as they
+        are.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -212,6 +228,7 @@ class ReweightingNet(NeuralNetClassifier):
         module: nn.Module,
         *,
         policy: MinibatchPolicy,
+        seed: int = 0,
         lr_schedule: LRSchedule = constant_schedule,
         precision: str = "fp32",
         augmentation: str | None = None,
@@ -221,6 +238,7 @@ class ReweightingNet(NeuralNetClassifier):
             module, criterion=nn.CrossEntropyLoss, criterion__reduction="none", **kwargs
         )
         self.policy = policy
+        self.seed = seed
         self.lr_schedule = lr_schedule
         self.precision = precision
         self.augmentation = augmentation
@@ -255,6 +273,18 @@ class ReweightingNet(NeuralNetClassifier):
             raise KeyboardInterrupt
         return self
 
+    def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any):
+        """skorch's epoch loop, which also ends when the policy's schedule is complete."""
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except ScheduleComplete:
+            return self
+
+    @property
+    def progress(self) -> float:
+        """Training progress in the policy's epochs (epochs equivalent for RAIS)."""
+        return self.policy.progress
+
     def run_single_epoch(
         self, iterator: TensorBatches | None, training: bool, prefix: str, step_fn, **fit_params
     ) -> None:
@@ -274,8 +304,8 @@ class ReweightingNet(NeuralNetClassifier):
         batch as skorch's ``(X, y)``, ``y`` the encoded labels, and receive
         the batch's ``sample_weight`` and ``indices`` (positions in the
         dataset) as keyword arguments (``on_grad_computed`` receives the
-        engine's batch ``(X, (y, sample_weight, indices))``, as the training
-        step does). A non-finite training loss raises
+        engine's :class:`~sk_reweight._data.Batch`, as the training step
+        does). A non-finite training loss raises
         :class:`FloatingPointError` rather than leaving a network that
         predicts NaN. A Ctrl-C ends the epoch after the current step
         (:meth:`partial_fit`).
@@ -287,7 +317,7 @@ class ReweightingNet(NeuralNetClassifier):
         predictions: list[tuple[Tensor, Tensor, Tensor]] = []
         n_examples = n_batches = 0
         for batch in iterator:
-            X, (y, sample_weight, indices) = batch
+            X, (y, sample_weight, indices) = batch.X, batch.targets
             seen = {"batch": (X, y), "sample_weight": sample_weight, "indices": indices}
             self.notify("on_batch_begin", training=training, **seen)
             step = step_fn(batch, **fit_params)
@@ -349,9 +379,12 @@ class ReweightingNet(NeuralNetClassifier):
         return TensorDataset(inputs, labels, torch.ones(len(labels), device=inputs.device))
 
     def get_iterator(self, dataset: TensorDataset, training: bool = False) -> TensorBatches:
-        return TensorBatches(
-            dataset, self.batch_size, self.device, policy=self.policy if training else None
-        )
+        order = self._epoch_order if training else None
+        return TensorBatches(dataset, self.batch_size, self.device, epoch_order=order)
+
+    def _epoch_order(self) -> Iterator[Tensor]:
+        """The index tensors of one training epoch's minibatches, from the policy."""
+        return self.policy.epoch_batches(self.batch_size)
 
     def initialize_module(self) -> ReweightingNet:
         super().initialize_module()
@@ -376,13 +409,22 @@ class ReweightingNet(NeuralNetClassifier):
             self._weighted_layers = weighted_layers(self.module_)
 
     def on_train_begin(self, net: NeuralNet, X: TensorDataset = None, **kwargs):
+        """Start the policy on the training set ``X``, and the augmentation's generator.
+
+        Before every callback's ``on_train_begin``: a
+        :class:`~sk_reweight.TrainingCheckpoint` then resumes their states.
+        """
         super().on_train_begin(net, X=X, **kwargs)
         self._records_batches = any(
             isinstance(callback, BatchScoring | PassthroughScoring)
             for _, callback in self.callbacks_
         )
+        device = X.X.device
+        self.policy.reset(len(X), torch.Generator().manual_seed(self.seed), device)
         self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
+        if self.augmentation is not None:
+            self.augmentation_generator = augmentation_generator(self.seed, self.device)
 
     def on_train_end(self, net: NeuralNet, **kwargs):
         if len(self.history) and STOP_REASON not in self.history[-1]:
@@ -395,17 +437,8 @@ class ReweightingNet(NeuralNetClassifier):
 
     def on_epoch_begin(self, net: NeuralNet, **kwargs):
         if self.policy.progress >= self.max_epochs:
-            raise KeyboardInterrupt  # skorch's way to end training, as EarlyStopping does
+            raise ScheduleComplete
         super().on_epoch_begin(net, **kwargs)
-
-    def on_batch_begin(
-        self, net: NeuralNet, batch: Batch = None, training: bool = False, **kwargs
-    ):
-        super().on_batch_begin(net, batch=batch, training=training, **kwargs)
-        if training:
-            lr = self.lr * self.lr_schedule(self.policy.progress) * self.policy.lr_factor()
-            for group in self.optimizer_.param_groups:
-                group["lr"] = lr
 
     def on_epoch_end(self, net: NeuralNet, **kwargs):
         super().on_epoch_end(net, **kwargs)
@@ -413,10 +446,21 @@ class ReweightingNet(NeuralNetClassifier):
         for name, value in self.policy.epoch_statistics().items():
             self.history.record(name, value)
 
-    def train_step_single(self, batch: Batch, **fit_params: Any) -> dict[str, Tensor]:
+    def train_step(self, batch: Batch, **fit_params: Any) -> dict[str, Tensor]:
+        """One training step, in order: zero the gradients, set the learning rate, augment,
+        forward, the policy's weights, backward (unscaled for ``'fp16'``), the callbacks'
+        ``on_grad_computed``, the optimizer's step.
+
+        The learning rate is ``lr * lr_schedule(progress) * policy.lr_factor()``.
+        Returns the recorded loss (see the class docstring) and the logits.
+        """
+        self.optimizer_.zero_grad(set_to_none=True)
+        self._set_learning_rate(
+            self.lr * self.lr_schedule(self.policy.progress) * self.policy.lr_factor()
+        )
         if not self.module_.training:
-            self._set_training(True)
-        X, (y, sample_weight, indices) = batch
+            self.module_.train()
+        X, (y, sample_weight, indices) = batch.X, batch.targets
         if self.augmentation is not None:
             X = augment(X, self.augmentation, self.augmentation_generator)
         importance = self.policy.sampling_weights()
@@ -427,8 +471,7 @@ class ReweightingNet(NeuralNetClassifier):
         ):
             output = self.infer(X, **fit_params)
         # Losses, and so the policies' weights and RAIS's gain ratio, in float32 (the cast is a
-        # no-op for fp32). The policy gets the module's output itself (RAIS's probe recognises
-        # it) and computes its norms in float32.
+        # no-op for fp32); the policy gets the module's output itself (RAIS's probe reads it).
         logits = output.float()
         losses = self.criterion_(logits, y)
         detached = losses.detach()
@@ -442,27 +485,26 @@ class ReweightingNet(NeuralNetClassifier):
         else:
             self.grad_scaler_.scale(objective).backward()
             self.grad_scaler_.unscale_(self.optimizer_)  # callbacks see the true gradients
-        if example_weight is None:
-            return {"loss": objective.detach(), "y_pred": logits.detach()}
-        loss = weighted_mean_loss(detached, sample_weight, importance, total_weight)
-        return {"loss": loss, "y_pred": logits.detach()}
-
-    def _step_optimizer(self, step_fn) -> None:
-        """skorch's optimizer step, or with ``precision='fp16'`` the gradient scaler's.
-
-        :class:`~torch.amp.GradScaler` takes no closure: the step function
-        runs first, then the scaler steps (skipping a step whose gradients are
-        not finite) and updates its scale.
-        """
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+        )
         if self.grad_scaler_ is None:
-            super()._step_optimizer(step_fn)
-            return
-        step_fn()
-        self.grad_scaler_.step(self.optimizer_)
-        self.grad_scaler_.update()
+            self.optimizer_.step()
+        else:  # skips a step whose gradients are not finite, then updates its scale
+            self.grad_scaler_.step(self.optimizer_)
+            self.grad_scaler_.update()
+        if example_weight is not None:
+            objective = weighted_mean_loss(detached, sample_weight, importance, total_weight)
+        return {"loss": objective.detach(), "y_pred": logits.detach()}
+
+    def _set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer_.param_groups:
+            group["lr"] = lr
 
     def get_loss(
-        self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False
+        self, y_pred: Tensor, y_true: Targets, X: Any = None, training: bool = False
     ) -> Tensor:
-        y, sample_weight, _ = y_true
-        return weighted_mean_loss(self.criterion_(y_pred, y), sample_weight)
+        """The sample-weighted mean cross-entropy (skorch's validation step)."""
+        return weighted_mean_loss(self.criterion_(y_pred, y_true.y), y_true.sample_weight)

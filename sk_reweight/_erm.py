@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ._base import BaseReweightingClassifier, fill_shared_docs
+from ._base import BaseReweightingClassifier
 from ._policies import MinibatchPolicy
+from ._shared_docs import fill_shared_docs
 
 
 @fill_shared_docs

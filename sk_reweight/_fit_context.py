@@ -86,20 +86,19 @@ def owns_global_generator() -> bool:
 
 
 @contextmanager
-def initial_weights_drawn() -> Iterator[None]:
+def initial_weights_drawn(seed: int | None = None) -> Iterator[None]:
     """Draw a network's initial weights in the block: seeded, alone, and leaving no trace.
 
     torch's modules draw their initial weights from torch's global CPU
-    generator. In the block it is seeded with the running fit's seed (left
-    as it is outside a fit), no other thread's block runs (a process-wide
-    lock), and its state is restored afterwards: the same ``random_state``
-    gives the same initial weights in any thread, and the caller's global
-    random state is unchanged.
+    generator. In the block it is seeded with the fit's ``seed`` (left as it
+    is when ``None``: weights about to be replaced by saved ones), no other
+    thread's block runs (a process-wide lock), and its state is restored
+    afterwards: the same ``random_state`` gives the same initial weights in
+    any thread, and the caller's global random state is unchanged.
     """
-    fit = running_fit()
     with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[]):
-        if fit is not None:
-            torch.random.default_generator.manual_seed(fit.seed)
+        if seed is not None:
+            torch.random.default_generator.manual_seed(seed)
         yield
 
 
@@ -117,3 +116,29 @@ def fitting(fit: RunningFit) -> Iterator[RunningFit]:
 def running_fit() -> RunningFit | None:
     """The fit running in this thread, or ``None`` outside a classifier's ``fit``."""
     return getattr(_running, "fit", None)
+
+
+@contextmanager
+def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators for the duration of a fit, then restore them.
+
+    In the main thread only. The policy's and the augmentation's generators
+    are the fit's own (:class:`~sk_reweight._engine.ReweightingNet` seeds
+    them), the initial weights are drawn in :func:`initial_weights_drawn`
+    and the default networks' dropout from :meth:`RunningFit.generator`; a
+    user's module that draws from the global generators is reproducible in
+    the main thread, the only one where a fit seeds them (elsewhere fits
+    would race on them).
+    """
+    if not owns_global_generator():
+        yield
+        return
+    devices = []
+    if device.type == "cuda":
+        devices = [torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if devices:
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(seed)
+        yield

@@ -16,9 +16,11 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import Tensor, nn
 
-from ._base import BaseReweightingClassifier, ModuleFactory, fill_shared_docs
+from ._base import BaseReweightingClassifier
+from ._modules import ModuleFactory
 from ._policies import MinibatchPolicy, TrainingStep
 from ._schedules import LRSchedule
+from ._shared_docs import fill_shared_docs
 
 if TYPE_CHECKING:
     from ._data import TensorDataset

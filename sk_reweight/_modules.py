@@ -6,12 +6,20 @@ cross-entropy loss and prediction applies the softmax.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
+import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from ._batchnorm import WeightedBatchNorm2d
 from ._dropout import FitDropout
+
+ModuleFactory = Callable[[tuple[int, ...], int], nn.Module]
+"""``module(input_shape, n_classes)`` builds the network for examples of ``input_shape``."""
 
 HEAD_GRID = 7
 """Largest side of the feature maps that :class:`CompactVGG` flattens into its head."""
@@ -179,3 +187,69 @@ def default_module(
         return MLP(input_shape[0], n_classes, hidden_layer_sizes, dropout)
     channels, height, width = input_shape
     return CompactVGG(channels, (height, width), n_classes, hidden_layer_sizes, dropout)
+
+
+def hidden_widths(hidden_layer_sizes: Any) -> tuple[int, ...]:
+    """The ``hidden_layer_sizes`` parameter as a tuple of positive widths."""
+    widths = tuple(int(width) for width in np.atleast_1d(hidden_layer_sizes))
+    if not all(width >= 1 for width in widths):
+        raise ValueError(
+            f"hidden_layer_sizes must contain positive integers; got {hidden_layer_sizes!r}."
+        )
+    return widths
+
+
+def reset_parameters(module: nn.Module) -> None:
+    """Re-initialise every submodule that knows how (``reset_parameters``)."""
+    for submodule in module.modules():
+        if callable(getattr(submodule, "reset_parameters", None)):
+            submodule.reset_parameters()
+
+
+def build_module(
+    module: nn.Module | ModuleFactory | None,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden_layer_sizes: Sequence[int],
+    dropout: float,
+) -> nn.Module:
+    """A freshly initialised network, as the ``module`` parameter asks for.
+
+    ``None``: :func:`default_module`; an instance: a deep copy, re-initialised
+    (:func:`reset_parameters`); a callable: ``module(input_shape, n_classes)``,
+    which must return a :class:`torch.nn.Module`.
+    """
+    if module is None:
+        return default_module(input_shape, n_classes, hidden_layer_sizes, dropout)
+    if isinstance(module, nn.Module):
+        built = copy.deepcopy(module)
+        reset_parameters(built)
+        return built
+    built = module(input_shape, n_classes)
+    if not isinstance(built, nn.Module):
+        raise TypeError(
+            f"module(input_shape, n_classes) must return a torch.nn.Module; "
+            f"got {type(built).__name__}."
+        )
+    return built
+
+
+def check_module_output(module: nn.Module, X_probe: NDArray, n_classes: int) -> None:
+    """Refuse a network that fails on ``X_probe`` or does not return one logit per class."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            # A copy of two rows: torch warns about (and may not) view a read-only array.
+            output = module(torch.tensor(X_probe))
+    except Exception as exc:
+        raise ValueError(
+            f"module failed on input of shape {X_probe.shape}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        module.train(was_training)
+    if tuple(output.shape) != (len(X_probe), n_classes):
+        raise ValueError(
+            f"module must return logits of shape (n_samples, n_classes) = "
+            f"{(len(X_probe), n_classes)}; got {tuple(output.shape)}."
+        )

@@ -1,18 +1,23 @@
 """Minibatch policies: which examples form a minibatch and how their losses are weighted.
 
-ERM, RGD and RAIS share one training engine and differ only in the policy it
-consults: the order in which examples are drawn, the per-example multipliers of
-their losses and, for RAIS, a factor on the learning rate.
+ERM, RGD, InfoBatch and RAIS share one training engine and differ only in the
+policy it consults: the order in which examples are drawn, the per-example
+multipliers of their losses and, for RAIS, a factor on the learning rate.
+:class:`MinibatchPolicy` is public: a new training method is a subclass,
+trained by :class:`~sk_reweight.ReweightingClassifier`.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -26,41 +31,64 @@ class TrainingStep:
     Attributes
     ----------
     inputs : Tensor of shape (batch_size, ...)
-        The examples.
+        The examples, as the network received them (augmented, if
+        ``augmentation`` is set).
     targets : Tensor of shape (batch_size,)
-        Their encoded labels.
+        Their encoded labels (class indices).
     indices : Tensor of shape (batch_size,)
         Their positions in the training set.
     sample_weight : Tensor of shape (batch_size,)
         The user's sample weights (times class weights) of those examples.
-    logits : Tensor of shape (batch_size, n_classes)
-        The network's output, still attached to the autograd graph.
+    output : Tensor of shape (batch_size, n_classes)
+        The tensor the network's ``forward`` returned, itself: the logits,
+        attached to the autograd graph, in the forward pass's dtype (bfloat16
+        or float16 under mixed precision). Not a copy or a cast: a policy may
+        recognise it, e.g. as the output of the network's last layer (RAIS's
+        per-example gradient norms of ``grad_norm='last_layer'``).
     losses : Tensor of shape (batch_size,)
-        Detached per-example cross-entropies.
+        Detached per-example cross-entropies, in float32.
     """
 
     inputs: Tensor
     targets: Tensor
     indices: Tensor
     sample_weight: Tensor
-    logits: Tensor
+    output: Tensor
     losses: Tensor
 
 
 class MinibatchPolicy:
-    """Uniform minibatches without replacement and unit loss weights (plain ERM).
+    """How a training engine draws minibatches and weights their losses; by itself, plain ERM.
 
-    Each epoch visits a fresh random permutation of the training set in
-    consecutive slices of ``batch_size`` examples. Subclasses override
-    :meth:`loss_weights` to reweight examples and :meth:`epoch_batches`,
-    :attr:`progress` or :meth:`lr_factor` to sample them differently.
+    The base policy visits a fresh random permutation of the training set
+    each epoch, in consecutive slices of ``batch_size`` examples, with unit
+    loss weights. A new training method is a subclass that overrides what
+    it changes, usually :meth:`loss_weights` (reweighting) or
+    :meth:`epoch_batches` and :attr:`progress` (sampling), and is trained by
+    :class:`~sk_reweight.ReweightingClassifier` (``policy=MyPolicy(...)``),
+    with every parameter, callback, checkpoint and device of the package's
+    classifiers.
 
-    The engine calls :meth:`reset` once before training and
-    :meth:`begin_training` once the network exists, iterates
-    :meth:`epoch_batches` once per epoch, asks :meth:`sampling_weights` before
-    and :meth:`loss_weights` after each minibatch's forward pass, records
-    :meth:`epoch_statistics` in the history at the end of each epoch and calls
-    :meth:`end_training` when training stops.
+    The policy's own parameters are the arguments of its ``__init__``,
+    stored under the same names and never changed by training (as a
+    scikit-learn estimator's), so that the classifier copies it, prints it
+    and grid-searches it (``policy__gamma``). Everything a fit learns is set
+    in :meth:`reset` or later.
+
+    **The protocol.** The engine is the only caller. When training starts it
+    calls :meth:`reset` (the training set's size, the fit's seeded generator,
+    the data's device), sets :attr:`progress_limit` and calls
+    :meth:`begin_training` (the network and the training set). Each epoch it
+    iterates :meth:`epoch_batches`; for each minibatch it asks
+    :meth:`sampling_weights` (before the forward pass), :meth:`lr_factor` and
+    :meth:`loss_weights` (after it, with a :class:`TrainingStep`); it records
+    :meth:`epoch_statistics` in ``history_`` at each epoch's end and calls
+    :meth:`end_training` when training stops, however it stops. Training ends
+    once :attr:`progress` reaches ``max_epochs``. Before any data are copied,
+    ``fit`` calls :meth:`check_module` on the network; after training it sets
+    the classifier's fitted attributes from :meth:`fitted_attributes`.
+    :class:`~sk_reweight.TrainingCheckpoint` saves :meth:`checkpoint_state`
+    at the ends of epochs and restores it with :meth:`resume`.
 
     Attributes
     ----------
@@ -69,9 +97,85 @@ class MinibatchPolicy:
         ``max_epochs``); a policy whose progress runs ahead of its epochs may
         end an epoch early there, instead of drawing minibatches that the
         schedule no longer wants.
+    progress_unit : str
+        What :attr:`progress` counts, as messages name it: ``'epochs'``, or
+        ``'epochs equivalent'`` for importance sampling.
+    supports_partial_fit : bool
+        Whether the classifier offers ``partial_fit``, which trains every
+        chunk under a fresh policy (one epoch each).
+
+    Examples
+    --------
+    The focal loss (Lin et al., 2017) as a policy: each example's loss
+    times :math:`(1 - p_i)^\\gamma`, :math:`p_i` the probability of its class.
+
+    >>> import torch
+    >>> from sk_reweight import MinibatchPolicy, ReweightingClassifier
+    >>> class FocalPolicy(MinibatchPolicy):
+    ...     def __init__(self, gamma=2.0):
+    ...         self.gamma = gamma
+    ...     def loss_weights(self, step):
+    ...         return (1 - torch.exp(-step.losses)) ** self.gamma
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = ReweightingClassifier(
+    ...     FocalPolicy(gamma=1.0), max_epochs=20, n_iter_no_change=None, random_state=0
+    ... )
+    >>> model.fit(X / 16, y).score(X / 16, y) > 0.95
+    True
     """
 
     progress_limit: float = math.inf
+    progress_unit: str = "epochs"
+    supports_partial_fit: bool = True
+
+    def __repr__(self) -> str:
+        parameters = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
+        return f"{type(self).__name__}({parameters})"
+
+    @classmethod
+    def _parameter_names(cls) -> list[str]:
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in parameters if p.name != "self" and p.kind not in variadic]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The policy's parameters: the arguments of its ``__init__`` (scikit-learn's protocol)."""
+        return {name: getattr(self, name) for name in self._parameter_names()}
+
+    def set_params(self, **params: Any) -> MinibatchPolicy:
+        """Set parameters by name, as :meth:`sklearn.base.BaseEstimator.set_params` does."""
+        valid = self._parameter_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters "
+                    f"are {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def check_module(self, module: nn.Module, inputs: Tensor) -> None:
+        """Refuse a network this policy cannot train, with a :class:`ValueError` saying why.
+
+        Called by ``fit`` on the network it will train, before any training
+        data are copied; ``inputs`` are two training examples, on the CPU, on
+        which the network may be run. The base policy trains any network.
+        """
+
+    def fitted_attributes(
+        self, training_rows: NDArray[np.intp], n_rows: int
+    ) -> dict[str, Any]:
+        """Fitted attributes the classifier takes from this policy when training ends.
+
+        Called once, after :meth:`end_training`. ``training_rows`` are the
+        positions, among the ``n_rows`` rows of the ``X`` passed to ``fit``,
+        of the training examples (the policy's examples ``0 .. n - 1``);
+        the others were held out for early stopping. Names end with an
+        underscore, as scikit-learn's fitted attributes do. The base policy
+        adds none.
+        """
+        return {}
 
     def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
         """Prepare for training on ``n_samples`` examples stored on ``device``.

@@ -63,14 +63,18 @@ def test_policy_batches_visit_every_example_once_per_epoch(batch_size):
     dataset = make_dataset()
     policy = MinibatchPolicy()
     policy.reset(len(dataset), torch.Generator().manual_seed(3), torch.device("cpu"))
-    batches = TensorBatches(dataset, batch_size, "cpu", policy=policy)
+    batches = TensorBatches(
+        dataset, batch_size, "cpu", epoch_order=lambda: policy.epoch_batches(batch_size)
+    )
     for epoch in range(1, 3):
         seen = []
-        for X, (_y, sample_weight, indices) in batches:
-            assert len(X) <= batch_size
-            torch.testing.assert_close(X, dataset.X[indices])
-            torch.testing.assert_close(sample_weight, dataset.sample_weight[indices])
-            seen.append(indices)
+        for batch in batches:
+            assert len(batch.X) <= batch_size
+            torch.testing.assert_close(batch.X, dataset.X[batch.targets.indices])
+            torch.testing.assert_close(
+                batch.targets.sample_weight, dataset.sample_weight[batch.targets.indices]
+            )
+            seen.append(batch.targets.indices)
         assert sorted(torch.cat(seen).tolist()) == list(range(len(dataset)))
         assert len(seen) == len(batches)
         assert policy.progress == epoch
@@ -113,12 +117,8 @@ def test_train_step_gradient_is_the_weighted_objective(policy):
     dataset = make_dataset()
     net = make_net(policy, dataset).initialize()
     policy.epochs_started = 1
-    index = torch.arange(0, 16)
-    X, (y, sample_weight, indices) = dataset[index]
-    net.optimizer_.zero_grad()
-    step = net.train_step_single((X, (y, sample_weight, indices)))
-    engine_grads = [p.grad.clone() for p in net.module_.parameters()]
-
+    batch = dataset[torch.arange(0, 16)]
+    X, (y, sample_weight, _) = batch
     with torch.no_grad():
         losses = nn.functional.cross_entropy(net.module_(X), y, reduction="none")
     example_weight = None
@@ -126,10 +126,14 @@ def test_train_step_gradient_is_the_weighted_objective(policy):
         example_weight = rgd_weights(
             losses, policy.tau, normalize=policy.normalize, sample_weight=sample_weight
         )
-    for engine, manual in zip(
-        engine_grads, manual_gradient(net, X, y, sample_weight, example_weight), strict=True
-    ):
-        torch.testing.assert_close(engine, manual)
+    manual_grads = manual_gradient(net, X, y, sample_weight, example_weight)
+    before = [p.detach().clone() for p in net.module_.parameters()]
+    # The step leaves the gradients it stepped on: zeroed first, then the weighted objective's.
+    step = net.train_step(batch)
+    for engine, manual in zip(net.module_.parameters(), manual_grads, strict=True):
+        torch.testing.assert_close(engine.grad, manual)
+    after = list(net.module_.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(after, before, strict=True))  # it stepped
     # The reported loss is the plain sample-weighted cross-entropy, whatever the policy.
     expected_loss = (sample_weight * losses).sum() / sample_weight.sum()
     torch.testing.assert_close(step["loss"], expected_loss)
@@ -213,9 +217,10 @@ def test_reported_loss_is_importance_weighted_without_the_loss_multipliers():
     dataset = make_dataset()
     weights = torch.linspace(0.5, 2.0, 16)
     net = make_net(ImportancePolicy(weights), dataset).initialize()
-    X, (y, sample_weight, indices) = dataset[torch.arange(16)]
-    step = net.train_step_single((X, (y, sample_weight, indices)))
+    batch = dataset[torch.arange(16)]
+    X, (y, sample_weight, _) = batch
     with torch.no_grad():
         losses = nn.functional.cross_entropy(net.module_(X), y, reduction="none")
+    step = net.train_step(batch)
     expected = (sample_weight * weights * losses).sum() / sample_weight.sum()
     torch.testing.assert_close(step["loss"], expected)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_reweight import ERMClassifier, InfoBatchClassifier, RAISClassifier, RGDClassifier
+from sk_reweight import (
+    ERMClassifier,
+    InfoBatchClassifier,
+    RAISClassifier,
+    ReweightingClassifier,
+    RGDClassifier,
+)
+
+from .custom_policies import FocalPolicy
 
 # Each entry: check name -> why it cannot pass for a stochastic minibatch trainer.
 # Precedent: scikit-learn marks the same checks as expected failures for SGDClassifier.
@@ -33,6 +41,7 @@ ESTIMATORS = [
     ),
     RAISClassifier(max_epochs=30, random_state=0, device="cpu"),
     InfoBatchClassifier(max_epochs=30, random_state=0, device="cpu"),
+    ReweightingClassifier(FocalPolicy(gamma=1.0), max_epochs=30, random_state=0, device="cpu"),
 ]
 
 

@@ -255,7 +255,7 @@ def test_training_tensors_never_share_the_callers_memory_but_take_over_a_fresh_c
     copied."""
     from sklearn.utils.validation import validate_data
 
-    from sk_reweight._base import private_tensor
+    from sk_reweight._data import private_tensor
 
     X, _ = data
     model = ERMClassifier()

@@ -26,7 +26,7 @@ import sk_reweight._documentation as documentation
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 from sk_reweight._output import is_interactive, shows_colours
 
-from .settings import FAST
+from .settings import FAST, RecordsValidationSet, held_out_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 ESCAPE = "\x1b["
@@ -177,10 +177,12 @@ def test_valid_acc_is_the_weighted_accuracy_on_the_validation_split(Classifier, 
     X, y = breast_cancer
     weights = np.where(y == 1, 1.0, 3.0)
     model = Classifier(
-        **{**FAST, "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": None}
+        **{**FAST, "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": None},
+        callbacks=[("validation_set", RecordsValidationSet())],
     ).fit(X, y, sample_weight=weights)
     history = model.history_
-    held_out = np.setdiff1d(np.arange(len(y)), model._training_rows)
+    held_out = held_out_rows(model, X)
+    assert len(held_out) == int(np.ceil(0.2 * len(y)))
     # The final network is the best epoch's (lowest valid_loss), restored by early stopping.
     best = int(np.argmin(history[:, "valid_loss"]))
     predicted = model.predict(X[held_out])

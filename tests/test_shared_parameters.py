@@ -8,9 +8,16 @@ import re
 
 import pytest
 
-from sk_reweight import ERMClassifier, InfoBatchClassifier, RAISClassifier, RGDClassifier
-from sk_reweight._base import SHARED_PARAMETERS_DOC, BaseReweightingClassifier
+from sk_reweight import (
+    ERMClassifier,
+    InfoBatchClassifier,
+    RAISClassifier,
+    ReweightingClassifier,
+    RGDClassifier,
+)
+from sk_reweight._base import BaseReweightingClassifier
 from sk_reweight._rais._estimator import PAPER_DEFAULTS
+from sk_reweight._shared_docs import SHARED_PARAMETERS_DOC
 
 SHARED = list(inspect.signature(BaseReweightingClassifier).parameters.values())
 
@@ -19,6 +26,7 @@ DEFAULT_OVERRIDES = {
     RGDClassifier: {},
     RAISClassifier: PAPER_DEFAULTS,
     InfoBatchClassifier: {},
+    ReweightingClassifier: {},
 }
 """The shared defaults each classifier deliberately changes."""
 

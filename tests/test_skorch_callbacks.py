@@ -23,6 +23,8 @@ from skorch.callbacks import (
 
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 
+from .settings import RecordsValidationSet, held_out_rows
+
 ESTIMATORS = [ERMClassifier, RGDClassifier, RAISClassifier]
 SMALL = {
     "max_epochs": 3,
@@ -50,7 +52,7 @@ def print_line(text):
 
 def validation_split(estimator, X, y_encoded):
     """The examples that the estimator held out for early stopping."""
-    held_out = np.setdiff1d(np.arange(len(X)), estimator._training_rows)
+    held_out = held_out_rows(estimator, X)
     return X[held_out], y_encoded[held_out]
 
 
@@ -97,6 +99,7 @@ def test_epoch_scoring_on_validation_is_the_models_own_score(estimator_class, da
         EpochScoring("accuracy", lower_is_better=False, use_caching=use_caching),
         EpochScoring(correct_fraction, lower_is_better=False, use_caching=use_caching),
         EpochScoring("roc_auc", lower_is_better=False, use_caching=use_caching),
+        ("validation_set", RecordsValidationSet()),
     ]
     model = estimator_class(early_stopping=True, callbacks=callbacks, **SMALL).fit(X, y)
     assert model.history_[-1, "valid_loss_best"]  # the final network is the last epoch's
@@ -122,6 +125,7 @@ def test_scoring_on_training_data_scores_the_drawn_minibatches(estimator_class, 
         BatchScoring("accuracy", on_train=True, name="train_batch_acc"),
         BatchScoring("accuracy", name="valid_batch_acc", lower_is_better=False),
         EpochScoring(scored_examples, on_train=True),
+        ("validation_set", RecordsValidationSet()),
     ]
     model = estimator_class(early_stopping=True, callbacks=callbacks, **SMALL).fit(X, y)
     history = model.history_

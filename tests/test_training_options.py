@@ -15,7 +15,7 @@ from skorch.callbacks import Callback
 from sk_reweight import ERMClassifier, RAISClassifier, RGDClassifier
 from sk_reweight._schedules import cosine_schedule
 
-from .settings import FAST
+from .settings import FAST, RecordsValidationSet, held_out_rows
 
 
 def test_trains_exactly_max_epochs_without_early_stopping(breast_cancer):
@@ -39,6 +39,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
         validation_fraction=0.25,
         device="cpu",
         random_state=0,
+        callbacks=[("validation_set", RecordsValidationSet())],
     ).fit(X, y)
     assert model.n_iter_ < 200
     curve = model.validation_loss_curve_
@@ -46,7 +47,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     assert model.n_iter_ == best_epoch + 1 + 5
     assert model.best_validation_loss_ == min(curve)
     assert model.net_.train_split is None  # the validation rows are not kept
-    held_out = np.setdiff1d(np.arange(len(X)), model._training_rows)
+    held_out = held_out_rows(model, X)
     with torch.no_grad():
         logits = model.net_.module_(torch.tensor(X[held_out], dtype=torch.float32))
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[held_out])).item()

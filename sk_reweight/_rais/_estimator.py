@@ -8,12 +8,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._base import BaseReweightingClassifier, ModuleFactory, fill_shared_docs
+from .._base import BaseReweightingClassifier
+from .._modules import ModuleFactory
 from .._schedules import LRSchedule
-from ._history import FEATURE_NAMES
+from .._shared_docs import fill_shared_docs
 from ._norms import GRAD_NORMS
 from ._oracle import OraclePolicy
 from ._policy import REFRESH_INTERVAL, UNIFORM_FALLBACKS, RAISPolicy
@@ -207,8 +208,6 @@ class RAISClassifier(BaseReweightingClassifier):
     True
     """
 
-    _incremental = False  # no partial_fit: RAIS's histories would start over with every chunk
-
     _parameter_constraints: dict = {
         **BaseReweightingClassifier._parameter_constraints,
         "grad_norm": [StrOptions(set(GRAD_NORMS))],
@@ -298,8 +297,6 @@ class RAISClassifier(BaseReweightingClassifier):
         self.refresh_interval = refresh_interval
         self.uniform_fallback = uniform_fallback
 
-    _counts_epochs_equivalent = True
-
     def _make_policy(self) -> ImportanceSamplingPolicy:
         if self.oracle:
             return OraclePolicy(grad_norm=self.grad_norm, lr_scaling=self.lr_scaling)
@@ -315,8 +312,7 @@ class RAISClassifier(BaseReweightingClassifier):
             uniform_fallback=self.uniform_fallback,
         )
 
-    def fit(self, X, y, sample_weight=None):
-        self._validate_params()
+    def _check_parameters(self) -> None:
         if self.solver == "cvxpy" and not self.oracle:
             # Only this path needs cvxpy at once; the Newton solver's fallback reports a
             # missing conic solver as a failed solve.
@@ -325,15 +321,6 @@ class RAISClassifier(BaseReweightingClassifier):
             except ValueError as exc:
                 name = type(self).__name__
                 raise ValueError(f"The 'cvxpy_solver' parameter of {name}: {exc}") from exc
-        super().fit(X, y, sample_weight)
-        self._n_fit_rows = _num_samples(X)
-        policy = self.net_.policy
-        self._final_probabilities = policy.final_probabilities.double().cpu().numpy()
-        self.uncertainty_set_ = getattr(policy, "uncertainty_set", None)
-        self.feature_names_uncertainty_ = FEATURE_NAMES
-        return self
-
-    fit.__doc__ = BaseReweightingClassifier.fit.__doc__
 
     def sampling_probabilities(self) -> NDArray[np.float64]:
         """Probability with which each training example would be drawn next.
@@ -349,6 +336,4 @@ class RAISClassifier(BaseReweightingClassifier):
             1; rows held out for early stopping have probability 0.
         """
         check_is_fitted(self)
-        result = np.zeros(self._n_fit_rows)
-        result[self._training_rows] = self._final_probabilities
-        return result
+        return self.sampling_probabilities_.copy()

@@ -139,6 +139,28 @@ def output_layer(module: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
+def check_logits_from_last_layer(module: nn.Module, inputs: Tensor) -> None:
+    """Refuse, before training, a network for ``grad_norm='last_layer'`` whose output on
+    ``inputs`` is not the output of its last :class:`~torch.nn.Linear` layer, unchanged."""
+    layer = output_layer(module)
+    outputs: list[Tensor] = []
+    handle = layer.register_forward_hook(lambda _layer, _inputs, output: outputs.append(output))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            logits = module(inputs)
+    finally:
+        handle.remove()
+        module.train(was_training)
+    if not (outputs and outputs[-1] is logits):
+        raise ValueError(
+            f"grad_norm='last_layer' needs the module's output to be that of its last nn.Linear "
+            f"layer ({layer}), unchanged; this module transforms it (or calls another layer "
+            "last). Use grad_norm='logits' or 'exact', or end the module with that layer."
+        )
+
+
 def exact_gradients(module: nn.Module, X: Tensor, y: Tensor) -> FlatGradients:
     """Per-example gradients of every parameter by ``torch.func.vmap(grad(...))``.
 

@@ -402,7 +402,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         indices = step.indices
         self._drawn += len(indices)
         relative_weight = self._relative_weight(indices)
-        gradients = self.probe.gradients(step.inputs, step.logits, step.targets)
+        gradients = self.probe.gradients(step.inputs, step.output, step.targets)
         norms = gradients.norms
         if relative_weight is not None:
             norms = norms * relative_weight

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._data import TensorDataset
 from .._policies import MinibatchPolicy
-from ._norms import GradientProbe
+from ._history import FEATURE_NAMES
+from ._norms import GradientProbe, check_logits_from_last_layer
 from ._uncertainty import effective_sample_size
 
 
@@ -66,9 +69,28 @@ class ImportanceSamplingPolicy(MinibatchPolicy):
         by epochs equivalent; ``False`` keeps uniform SGD's step sizes.
     """
 
+    progress_unit = "epochs equivalent"
+    supports_partial_fit = False  # the norm histories would start over with every chunk
+
     def __init__(self, grad_norm: str = "last_layer", lr_scaling: bool = True) -> None:
         self.grad_norm = grad_norm
         self.lr_scaling = lr_scaling
+
+    def check_module(self, module: nn.Module, inputs: Tensor) -> None:
+        if self.grad_norm == "last_layer":
+            check_logits_from_last_layer(module, inputs)
+
+    def fitted_attributes(self, training_rows: NDArray[np.intp], n_rows: int) -> dict[str, Any]:
+        """``sampling_probabilities_`` (over the rows of the ``X`` passed to ``fit``; 0 for
+        those held out), ``uncertainty_set_`` (``None`` without a (PT) solve) and
+        ``feature_names_uncertainty_``."""
+        probabilities = np.zeros(n_rows)
+        probabilities[training_rows] = self.final_probabilities.double().cpu().numpy()
+        return {
+            "sampling_probabilities_": probabilities,
+            "uncertainty_set_": getattr(self, "uncertainty_set", None),
+            "feature_names_uncertainty_": FEATURE_NAMES,
+        }
 
     def reset(self, n_samples: int, generator: torch.Generator, device: torch.device) -> None:
         super().reset(n_samples, generator, device)

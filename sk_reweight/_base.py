@@ -23,16 +23,14 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from skorch.helper import predefined_split
 from torch import nn
 
 from ._augmentation import AUGMENTATIONS
-from ._convergence import MAX_EPOCHS, STOP_REASON, StoppingRule, divergence_finding
+from ._convergence import StoppingRule, not_converged_message
 from ._data import TensorDataset, data_device, private_tensor, train_validation_split
 from ._devices import resolve_device
 from ._documentation import api_page_template
@@ -40,10 +38,10 @@ from ._engine import PRECISIONS, ReweightingNet
 from ._fit_context import RunningFit, fitting, initial_weights_drawn, seeded_torch
 from ._fit_plan import OPTIMIZERS, FitPlan, plan_fit
 from ._inputs import (
-    channels_last_message,
-    looks_channels_last,
-    non_numeric_columns,
-    non_numeric_message,
+    check_augmentation,
+    encoded_labels,
+    training_weights,
+    validated_examples,
 )
 from ._modules import ModuleFactory, build_module, check_module_output, hidden_widths
 from ._persistence import load_net_state, loading_device, saved_net
@@ -163,103 +161,9 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input
 
-    _VALIDATION_KWARGS: dict[str, Any] = dict(ensure_2d=False, allow_nd=True, dtype=np.float32)
-
-    def _validate_training_data(self, X: ArrayLike, y: ArrayLike, *, reset: bool):
-        """Validate ``X`` and ``y`` for fitting; ``X`` comes back shaped for the network."""
-        X, y = self._validated_input(X, y=y, reset=reset)
-        return self._shape_examples(X, reset=reset), y
-
     def _validate_X(self, X: ArrayLike) -> NDArray[np.float32]:
         """Validate ``X`` for prediction against what the classifier was fitted on."""
-        X = self._validated_input(X, reset=False)
-        return self._shape_examples(X, reset=False)
-
-    def _validated_input(self, X: ArrayLike, **kwargs: Any):
-        """``validate_data``, whose error for non-numeric columns names them and the fix."""
-        try:
-            return validate_data(self, X, **kwargs, **self._VALIDATION_KWARGS)
-        except ValueError as exc:
-            columns = non_numeric_columns(X)
-            if not columns:
-                raise
-            raise ValueError(non_numeric_message(columns, str(exc))) from exc
-
-    def _shape_examples(self, X: NDArray[np.float32], *, reset: bool) -> NDArray[np.float32]:
-        """Check or set ``n_features_in_`` and ``input_shape_``; add a channel axis to (n, H, W).
-
-        ``validate_data`` checks the feature count only of 2-D input, so it is
-        done here for every shape. Images that look channels last, (n, H, W, C)
-        with C in (1, 3, 4), are refused for the default network (which would
-        read them as H channels of W x C images); a ``module`` of the user's
-        reads whatever layout it is given.
-        """
-        if X.ndim not in (2, 3, 4):
-            raise ValueError(
-                f"{type(self).__name__} expects X of shape (n_samples, n_features) or images "
-                f"(n_samples, H, W) / (n_samples, C, H, W); got an array with shape {X.shape}. "
-                "Reshape your data, e.g. with X.reshape(-1, 1) for a single feature."
-            )
-        if reset and self.module is None and looks_channels_last(X.shape):
-            raise ValueError(channels_last_message(X.shape))
-        examples = X[:, None] if X.ndim == 3 else X
-        if reset:
-            self.n_features_in_ = X.shape[1]
-            self.input_shape_ = tuple(examples.shape[1:])
-        elif X.ndim == 2 and len(self.input_shape_) == 1:
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-        elif tuple(examples.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has examples of shape {tuple(examples.shape[1:])}, but "
-                f"{type(self).__name__} was fitted on examples of shape {self.input_shape_}."
-            )
-        return examples
-
-    def _check_augmentation(self, X: NDArray[np.float32]) -> None:
-        """Refuse ``augmentation`` for input that is not images (``X`` shaped for the network)."""
-        if self.augmentation is None:
-            return
-        if X.ndim != 4:
-            raise ValueError(
-                f"augmentation={self.augmentation!r} needs images shaped (n, C, H, W) or "
-                f"(n, H, W); got tabular input with shape {X.shape}; set augmentation=None."
-            )
-
-    def _encode_labels(
-        self, y: NDArray, reset: bool, classes: ArrayLike | None = None
-    ) -> NDArray[np.int64]:
-        """Class indices of ``y``; ``reset`` sets ``classes_`` (from ``classes``, else ``y``)."""
-        check_classification_targets(y)
-        if reset:
-            self.classes_ = np.unique(y if classes is None else classes)
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes, but y "
-                    f"contains only one class: {self.classes_.tolist()[0]!r}."
-                )
-        unseen = np.setdiff1d(y, self.classes_)
-        if unseen.size:
-            raise ValueError(
-                f"y contains new classes {list(unseen)}, not among {list(self.classes_)}: "
-                "the classes of the first fit (warm_start=True) or those passed as classes= "
-                "to the first partial_fit."
-            )
-        return np.searchsorted(self.classes_, y).astype(np.int64)
-
-    def _training_weights(self, X: NDArray, y: NDArray, sample_weight: ArrayLike | None):
-        """``sample_weight`` (default ones) times the ``class_weight`` of each example."""
-        weights = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        if self.class_weight is not None:
-            weights = weights * compute_sample_weight(self.class_weight, y)
-        if not weights.sum() > 0:
-            raise ValueError("sample_weight (times class_weight) must have a positive sum.")
-        return weights.astype(np.float32)
+        return validated_examples(self, X, reset=False)
 
     def _build_module(self, X: NDArray, seed: int) -> nn.Module:
         """Build the network (its weights drawn from ``seed``) and check that it maps ``X``
@@ -426,10 +330,10 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         """Train as ``plan`` says: :meth:`fit` and :meth:`partial_fit` restore the classifier
         when this raises."""
         given = X
-        X, y = self._validate_training_data(X, y, reset=not plan.warm)
-        self._check_augmentation(X)
-        y_encoded = self._encode_labels(y, reset=not plan.warm, classes=plan.classes)
-        sample_weight = self._training_weights(X, y, sample_weight)
+        X, y = validated_examples(self, X, y, reset=not plan.warm)
+        check_augmentation(plan.augmentation, X)
+        y_encoded = encoded_labels(self, y, reset=not plan.warm, classes=plan.classes)
+        sample_weight = training_weights(X, y, sample_weight, self.class_weight)
         module = self.net_.module_ if plan.warm else self._build_module(X, plan.seed)
         plan.policy.check_module(module, torch.tensor(X[:2]))
 
@@ -452,7 +356,17 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
-        self._warn_if_not_converged(net.history[epochs_before:], plan)
+        message = not_converged_message(
+            type(self).__name__,
+            net.history[epochs_before:],
+            len(self.classes_),
+            self.lr,
+            plan.stopping,
+            plan.max_epochs,
+            plan.policy.progress_unit,
+        )
+        if message:
+            warnings.warn(message, ConvergenceWarning, stacklevel=4)
         self.loss_curve_ = list(net.history[:, "train_loss"])
         validated = valid_set is not None
         self.validation_loss_curve_ = (
@@ -489,47 +403,6 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             if isinstance(callback, StoppingRule):
                 callback.set_params(**plan.stopping.as_parameters())
         return net
-
-    def _warn_if_not_converged(self, epochs: list[dict[str, Any]], plan: FitPlan) -> None:
-        """Warn (:class:`~sklearn.exceptions.ConvergenceWarning`) about a fit that went wrong.
-
-        ``epochs`` are the history records of this fit. A diverged training
-        loss (:func:`~sk_reweight._convergence.divergence_finding`) is named
-        with its likely causes and fixes; otherwise a fit whose stopping rule
-        was active but that ended at ``max_epochs`` is announced, as
-        :class:`~sklearn.neural_network.MLPClassifier` does.
-        """
-        if not epochs:
-            return
-        name = type(self).__name__
-        finding = divergence_finding(
-            [epoch["train_loss"] for epoch in epochs],
-            [epoch["epoch"] for epoch in epochs],
-            len(self.classes_),
-        )
-        if finding:
-            warnings.warn(
-                f"{name} diverged: {finding}. The usual causes are features on very different "
-                f"or very large scales (unscaled inputs) and a learning rate too large for the "
-                f"optimizer (lr={self.lr:g}). Scale the features, e.g. "
-                f"make_pipeline(StandardScaler(), {name}(...)), and/or lower lr.",
-                ConvergenceWarning,
-                stacklevel=5,
-            )
-            return
-        if plan.stopping.patience is None or epochs[-1].get(STOP_REASON) != MAX_EPOCHS:
-            return
-        watched = "validation loss" if plan.stopping.load_best else "training loss"
-        unit = plan.policy.progress_unit
-        warnings.warn(
-            f"{name} reached max_epochs={self.max_epochs} while its {watched} was still "
-            f"improving (by more than tol={self.tol:g} within n_iter_no_change="
-            f"{self.n_iter_no_change} {unit}): the fit may not have converged. Raise "
-            "max_epochs to train longer, or pass n_iter_no_change=None to train exactly "
-            "max_epochs epochs without this warning.",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
 
     # ----------------------------------------------------- saving and devices
 

@@ -147,3 +147,45 @@ def divergence_finding(losses: Sequence[float], epochs: Sequence[int], n_classes
             "predicting every class as equally likely"
         )
     return ""
+
+
+def not_converged_message(
+    classifier: str,
+    epochs: Sequence[dict[str, Any]],
+    n_classes: int,
+    lr: float,
+    stopping: Any,
+    max_epochs: int,
+    progress_unit: str,
+) -> str:
+    """The :class:`~sklearn.exceptions.ConvergenceWarning` a fit ends with, or ``""``.
+
+    ``epochs`` are the history records of this fit; ``stopping`` its
+    :class:`~sk_reweight._fit_plan.StoppingSettings`. A diverged training
+    loss (:func:`divergence_finding`) is named with its likely causes and
+    fixes; otherwise a fit whose stopping rule was active but that ended at
+    ``max_epochs`` is announced, as
+    :class:`~sklearn.neural_network.MLPClassifier` does.
+    """
+    if not epochs:
+        return ""
+    finding = divergence_finding(
+        [epoch["train_loss"] for epoch in epochs], [epoch["epoch"] for epoch in epochs], n_classes
+    )
+    if finding:
+        return (
+            f"{classifier} diverged: {finding}. The usual causes are features on very different "
+            f"or very large scales (unscaled inputs) and a learning rate too large for the "
+            f"optimizer (lr={lr:g}). Scale the features, e.g. "
+            f"make_pipeline(StandardScaler(), {classifier}(...)), and/or lower lr."
+        )
+    if stopping.patience is None or epochs[-1].get(STOP_REASON) != MAX_EPOCHS:
+        return ""
+    watched = "validation loss" if stopping.monitor == "valid_loss" else "training loss"
+    return (
+        f"{classifier} reached max_epochs={max_epochs} while its {watched} was still "
+        f"improving (by more than tol={stopping.threshold:g} within n_iter_no_change="
+        f"{stopping.patience} {progress_unit}): the fit may not have converged. Raise "
+        "max_epochs to train longer, or pass n_iter_no_change=None to train exactly "
+        "max_epochs epochs without this warning."
+    )

@@ -159,11 +159,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             self, self._make_policy(), warm=warm, incremental=incremental, classes=classes
         )
 
-    # ------------------------------------------------------------------ input
-
-    def _validate_X(self, X: ArrayLike) -> NDArray[np.float32]:
-        """Validate ``X`` for prediction against what the classifier was fitted on."""
-        return validated_examples(self, X, reset=False)
+    # ----------------------------------------------------------------- module
 
     def _build_module(self, X: NDArray, seed: int) -> nn.Module:
         """Build the network (its weights drawn from ``seed``) and check that it maps ``X``
@@ -477,7 +473,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X: ArrayLike) -> torch.Tensor:
         check_is_fitted(self)
-        X = self._validate_X(X)
+        X = validated_examples(self, X, reset=False)
         return self.net_.forward(TensorDataset(torch.tensor(X)), training=False, device="cpu")
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:

@@ -81,21 +81,23 @@ VALIDATION_KWARGS: dict[str, Any] = dict(ensure_2d=False, allow_nd=True, dtype=n
 """``validate_data``'s options: float32 tables or images, no other conversion."""
 
 
-def validated_examples(estimator: Any, X: ArrayLike, y: ArrayLike | None = None, *, reset: bool):
-    """``X`` validated and shaped for the network (and ``y``, when given).
+def validated_examples(
+    estimator: Any, X: ArrayLike, y: Any = "no_validation", *, reset: bool
+) -> Any:
+    """``X`` validated and shaped for the network (and ``y``, unless ``'no_validation'``).
 
     scikit-learn's ``validate_data``, whose error for non-numeric columns
-    names them and the fix, then :func:`shaped_examples`.
+    names them and the fix, then :func:`shaped_examples`. As in
+    ``validate_data``, ``y=None`` is refused (a classifier requires ``y``).
     """
-    kwargs = {} if y is None else {"y": y}
     try:
-        validated = validate_data(estimator, X, reset=reset, **kwargs, **VALIDATION_KWARGS)
+        validated = validate_data(estimator, X, y, reset=reset, **VALIDATION_KWARGS)
     except ValueError as exc:
         columns = non_numeric_columns(X)
         if not columns:
             raise
         raise ValueError(non_numeric_message(columns, str(exc))) from exc
-    if y is None:
+    if isinstance(y, str) and y == "no_validation":
         return shaped_examples(estimator, validated, reset=reset)
     X, y = validated
     return shaped_examples(estimator, X, reset=reset), y

@@ -110,3 +110,119 @@ def test_importing_the_library_loads_no_optional_heavyweight():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == []
+
+
+LIBRARY_MODULES = sorted(path for path in PACKAGE.rglob("*.py") if "harness" not in path.parts)
+
+
+def import_graph(paths: list[Path]) -> dict[str, set[str]]:
+    """Which modules of ``paths`` each imports, type-only imports included."""
+    modules = {module_name(path): path for path in paths}
+    graph = {}
+    for name, path in modules.items():
+        graph[name] = set()
+        for _, imported in imports(path):
+            parts = imported.split(".")
+            for end in range(len(parts), 0, -1):  # the longest prefix that is a module
+                target = ".".join(parts[:end])
+                if target in modules:
+                    if target != name:
+                        graph[name].add(target)
+                    break
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_library_has_no_import_cycle_not_even_for_type_hints():
+    found = cycles(import_graph(LIBRARY_MODULES))
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(cycle) for cycle in found)
+
+
+def test_the_cycle_check_finds_cycles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    # Type-only imports count: _policies imports _data under TYPE_CHECKING.
+    assert "sk_reweight._data" in import_graph(LIBRARY_MODULES)["sk_reweight._policies"]
+
+
+def library_classes() -> list[type]:
+    """Every class defined in the library's modules (the harness apart)."""
+    import importlib
+    import inspect
+
+    found = []
+    for path in LIBRARY_MODULES:
+        module = importlib.import_module(module_name(path))
+        found += [
+            value
+            for value in vars(module).values()
+            if inspect.isclass(value) and value.__module__ == module.__name__
+        ]
+    return found
+
+
+ALLOWED_PRIVATE_OVERRIDES = {"_default_callbacks"}
+"""skorch's classifiers override this property themselves: it is meant to be overridden."""
+
+
+def test_no_private_skorch_method_is_overridden():
+    overridden = []
+    for cls in library_classes():
+        for name in vars(cls):
+            private = name.startswith("_") and not name.startswith("__")
+            if not private or name in ALLOWED_PRIVATE_OVERRIDES:
+                continue
+            owners = [base for base in cls.__mro__[1:] if name in vars(base)]
+            if owners and owners[0].__module__.startswith("skorch"):
+                overridden.append(f"{cls.__qualname__}.{name} (from {owners[0].__module__})")
+    assert not overridden, "private skorch methods overridden:\n" + "\n".join(overridden)
+    assert any(cls.__name__ == "ReweightingNet" for cls in library_classes())
+
+
+MODULE_LINES, CLASS_LINES = 650, 450
+"""The size limits of the library's modules and classes (issue 19)."""
+
+
+def test_library_modules_and_classes_stay_small():
+    too_large = []
+    for path in LIBRARY_MODULES:
+        text = path.read_text()
+        if len(text.splitlines()) > MODULE_LINES:
+            too_large.append(f"{path.relative_to(PACKAGE)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > CLASS_LINES:
+                lines = node.end_lineno - node.lineno + 1
+                too_large.append(f"{path.relative_to(PACKAGE)}: class {node.name}, {lines} lines")
+    assert not too_large, "\n".join(too_large)

@@ -224,6 +224,23 @@ def _add_speed(commands: argparse._SubParsersAction) -> None:
     speed.add_argument(
         "--method", default="rais", help=f"one of {', '.join(RACED_METHODS)} (default rais)"
     )
+    _add_race_training(speed)
+    _add_classifier_parameters(speed)
+    speed.add_argument(
+        "--budgets",
+        type=_fraction,
+        nargs="+",
+        default=list(DEFAULT_BUDGETS),
+        metavar="FRACTION",
+        help="fractions of the epochs given to both methods for the equal-time frontier, "
+        "each with its schedule compressed to them; all epochs (1) always run "
+        "(default {})".format(" ".join(f"{b:g}" for b in DEFAULT_BUDGETS)),
+    )
+    _add_common(speed)
+
+
+def _add_race_training(speed: argparse.ArgumentParser) -> None:
+    """How the runs of ``speed`` train and what they compare: optimizer, schedule, loss, input."""
     speed.add_argument(
         "--optimizer",
         default="sgd",
@@ -248,18 +265,6 @@ def _add_speed(commands: argparse._SubParsersAction) -> None:
         help="image datasets: train an MLP on the flattened, standardised pixels instead of "
         "the default CNN",
     )
-    _add_classifier_parameters(speed)
-    speed.add_argument(
-        "--budgets",
-        type=_fraction,
-        nargs="+",
-        default=list(DEFAULT_BUDGETS),
-        metavar="FRACTION",
-        help="fractions of the epochs given to both methods for the equal-time frontier, "
-        "each with its schedule compressed to them; all epochs (1) always run "
-        "(default {})".format(" ".join(f"{b:g}" for b in DEFAULT_BUDGETS)),
-    )
-    _add_common(speed)
 
 
 def _add_classifier_parameters(speed: argparse.ArgumentParser) -> None:

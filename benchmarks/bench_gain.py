@@ -103,10 +103,9 @@ from torch.nn import functional
 from sk_reweight import RAISClassifier
 from sk_reweight._rais._gain import GainRatioEstimator, exact_gain_ratio
 from sk_reweight._rais._norms import GradientProbe, LastLayerGradients
-from sk_reweight.harness._bench import load_dataset, prepare_dataset
 from sk_reweight.harness._evaluation import markdown_table
 from sk_reweight.harness._methods import as_dense_float32
-from sk_reweight.harness._speed import TrainTestSplit
+from sk_reweight.harness._prepared_data import TrainTestSplit, load_dataset, prepare_dataset
 
 EXACT_CHUNK = 4096
 """Examples per forward pass when the whole training set is measured."""

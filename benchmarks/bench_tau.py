@@ -51,7 +51,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_reweight import ERMClassifier, RGDClassifier
-from sk_reweight.harness._evaluation import Comparison, compare_methods, cross_validate_methods
+from sk_reweight.harness._evaluation import (
+    PairedComparison,
+    compare_methods,
+    cross_validate_methods,
+)
 
 DATASETS: dict[str, Callable[..., tuple[NDArray, NDArray]]] = {
     "digits": load_digits,
@@ -84,7 +88,7 @@ def make_methods(
     return {name: make_pipeline(StandardScaler(), c) for name, c in classifiers.items()}
 
 
-def mean_ranks(results: dict[str, dict[str, Comparison]]) -> dict[str, float]:
+def mean_ranks(results: dict[str, dict[str, PairedComparison]]) -> dict[str, float]:
     """Rank of each method by mean accuracy on each dataset (1 = best), averaged over datasets."""
     methods = list(next(iter(results.values())))
     ranks = [
@@ -94,7 +98,7 @@ def mean_ranks(results: dict[str, dict[str, Comparison]]) -> dict[str, float]:
     return dict(zip(methods, np.mean(ranks, axis=0), strict=True))
 
 
-def results_table(results: dict[str, dict[str, Comparison]]) -> str:
+def results_table(results: dict[str, dict[str, PairedComparison]]) -> str:
     lines = [
         "| dataset | method | accuracy (mean ± std) | Δ vs ERM (pp) | W/T/L | p (t-test) "
         "| p (corrected) |",
@@ -113,12 +117,12 @@ def results_table(results: dict[str, dict[str, Comparison]]) -> str:
     return "\n".join(lines)
 
 
-def mean_diff(results: dict[str, dict[str, Comparison]], name: str) -> float:
+def mean_diff(results: dict[str, dict[str, PairedComparison]], name: str) -> float:
     """Paired difference of ``name`` to the baseline, averaged over folds, then datasets."""
     return float(np.mean([by_method[name].difference for by_method in results.values()]))
 
 
-def summary_table(results: dict[str, dict[str, Comparison]], ranks: dict[str, float]) -> str:
+def summary_table(results: dict[str, dict[str, PairedComparison]], ranks: dict[str, float]) -> str:
     lines = [
         "| method | mean rank | mean Δ vs ERM (pp) | W/T/L (all folds) |",
         "|---|---|---|---|",
@@ -175,7 +179,7 @@ def main() -> None:
     test_over_train = 1 / (args.folds - 1)
 
     start = time.perf_counter()
-    results: dict[str, dict[str, Comparison]] = {}
+    results: dict[str, dict[str, PairedComparison]] = {}
     for dataset in args.datasets:
         X, y = DATASETS[dataset](return_X_y=True)
         fold_results = cross_validate_methods(X, y, methods, args.folds, range(args.repeats))

@@ -11,16 +11,13 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from sk_reweight.harness import _bench, _parallel
-from sk_reweight.harness._bench import (
-    FAILED,
+from sk_reweight.harness._bench import FAILED, BenchSettings, class_probabilities, run_bench
+from sk_reweight.harness._methods import Budget
+from sk_reweight.harness._prepared_data import (
     MIN_ROWS_PER_CLASS,
-    BenchSettings,
-    class_probabilities,
     prepare_dataset,
-    run_bench,
     stratified_subsample,
 )
-from sk_reweight.harness._methods import Budget
 
 from . import fake_datasets
 

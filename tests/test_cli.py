@@ -60,7 +60,7 @@ def test_demo_prints_erm_vs_rgd_for_both_datasets_then_rais(capsys, monkeypatch)
         (["speed", "--dataset", "adult_typo"], "unknown dataset adult_typo"),
         (
             ["speed", "--method", "hgb"],
-            "unknown method hgb; choose from rais, infobatch, rgd, erm",
+            "unknown method hgb; choose from erm, rgd, rais, infobatch",
         ),
         (["speed", "--param", "refresh=2"], "unknown rais parameter(s) refresh; choose from"),
         (["speed", "--param", "refresh_interval"], "expected NAME=VALUE, got 'refresh_interval'"),
@@ -141,12 +141,18 @@ def test_the_device_of_a_cluster_is_checked_by_name_only(monkeypatch):
 REPOSITORY = Path(sk_reweight.__file__).resolve().parents[1]
 
 
-def run_cli(directory: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """``python -m sk_reweight ARGUMENTS`` in a real process started in ``directory``."""
+def run_cli(
+    directory: Path, *arguments: str, shadowing: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m sk_reweight ARGUMENTS`` in a real process started in ``directory``.
+
+    ``shadowing``: a directory searched for modules before the installed packages.
+    """
+    path = [str(shadowing)] if shadowing else []
     return subprocess.run(
         [sys.executable, "-m", "sk_reweight", *arguments],
         cwd=directory,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(REPOSITORY)])},
         capture_output=True,
         text=True,
         timeout=120,
@@ -164,6 +170,25 @@ def test_bench_on_cuda_without_cuda_is_one_line_exit_2_and_leaves_no_folder(tmp_
                                     "CPU) or device='cpu'.\n")  # fmt: skip
     assert finished.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["bench", "speed"])
+def test_without_matplotlib_the_plotting_commands_say_what_to_install(command, tmp_path):
+    """A real process in which ``import matplotlib`` fails, as without the ``bench`` extra:
+    one line, exit 2, before any work (no output folder)."""
+    missing = tmp_path / "without_matplotlib" / "matplotlib"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    finished = run_cli(work, command, "--max-epochs", "1", shadowing=missing.parent)
+    assert finished.returncode == 2
+    assert finished.stderr == (
+        f"sk-reweight {command}: error: the plots of {command} need matplotlib; "
+        'install it with: pip install "sk-reweight[bench]"\n'
+    )
+    assert finished.stdout == ""
+    assert list(work.iterdir()) == []
 
 
 @pytest.mark.slow  # a real process, about 6 s of CPU; test_bad_arguments_... checks it in-process
@@ -186,7 +211,7 @@ def test_parallel_bench_without_dask_says_how_to_install_it(option, capsys, monk
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", *option])
     assert exit_info.value.code == 2
-    assert "pip install 'sk-reweight[dist]'" in capsys.readouterr().err
+    assert 'pip install "sk-reweight[dist]"' in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -407,7 +432,7 @@ def command_help(command: str, capsys) -> str:
 
 def test_speed_help_describes_the_command_and_states_its_defaults(capsys):
     from sk_reweight.harness._methods import Budget
-    from sk_reweight.harness._speed import DEFAULT_BUDGETS, SPEED_BUDGET
+    from sk_reweight.harness._race import DEFAULT_BUDGETS, SPEED_BUDGET
 
     text = command_help("speed", capsys)
     assert "Train a method (default rais) and uniform SGD" in text

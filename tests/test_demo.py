@@ -11,13 +11,14 @@ import pytest
 from sk_reweight.harness._demo import (
     RAIS_DEMO,
     RAIS_LABEL,
-    Comparison,
+    RaceMeasure,
     RaisDemo,
     run_rais_demo,
     single_thread_timing,
     verdict,
 )
-from sk_reweight.harness._speed import BASELINE_NAME, FULL_LOSS, fit_curve, race_results
+from sk_reweight.harness._race import BASELINE_NAME, FULL_LOSS, fit_curve
+from sk_reweight.harness._race_analysis import race_results
 
 TINY_RAIS_DEMO = RaisDemo(n_samples=600, hidden_layer_sizes=(16,), max_epochs=3)
 """Settings that run the RAIS part in a few seconds."""
@@ -58,26 +59,26 @@ def test_rais_demo_prints_both_tables_and_a_verdict_from_their_numbers(capsys):
 
 
 def test_a_comparison_ties_within_tolerance_and_at_printed_precision():
-    assert Comparison("loss", 0.1, 0.2, lower_is_better=True).outcome() == "wins"
-    assert Comparison("loss", 0.3, 0.2, lower_is_better=True).outcome() == "loses"
-    assert Comparison("accuracy", 0.9, 0.8, lower_is_better=False).outcome() == "wins"
-    assert Comparison("accuracy", 0.9, 0.89, False, tolerance=0.02).outcome() == "ties"
-    assert Comparison("epochs", 2.98, 3.0, True, digits=1).outcome() == "ties"
-    assert Comparison("epochs", math.nan, 3.0, True).outcome() == "loses"
+    assert RaceMeasure("loss", 0.1, 0.2, lower_is_better=True).outcome() == "wins"
+    assert RaceMeasure("loss", 0.3, 0.2, lower_is_better=True).outcome() == "loses"
+    assert RaceMeasure("accuracy", 0.9, 0.8, lower_is_better=False).outcome() == "wins"
+    assert RaceMeasure("accuracy", 0.9, 0.89, False, tolerance=0.02).outcome() == "ties"
+    assert RaceMeasure("epochs", 2.98, 3.0, True, digits=1).outcome() == "ties"
+    assert RaceMeasure("epochs", math.nan, 3.0, True).outcome() == "loses"
 
 
 def test_the_verdict_names_wins_ties_and_losses_with_their_numbers():
-    comparisons = [
-        Comparison("epochs to the target", 13.0, 30.0, True, digits=1),
-        Comparison("seconds to the target", math.nan, 8.0, True),
-        Comparison("test accuracy", 0.881, 0.882, False, tolerance=0.01, digits=3),
+    measures = [
+        RaceMeasure("epochs to the target", 13.0, 30.0, True, digits=1),
+        RaceMeasure("seconds to the target", math.nan, 8.0, True),
+        RaceMeasure("test accuracy", 0.881, 0.882, False, tolerance=0.01, digits=3),
     ]
-    assert verdict(comparisons) == (
+    assert verdict(measures) == (
         "RAIS wins on epochs to the target (13.0 vs 30.0); "
         "it ties (within noise) on test accuracy (0.881 vs 0.882); "
         "it does not win on seconds to the target (not reached vs 8.00)."
     )
-    assert verdict(comparisons[1:]).startswith("RAIS wins on none of these measures; ")
+    assert verdict(measures[1:]).startswith("RAIS wins on none of these measures; ")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ do not depend on the engine, and importing the library loads no optional heavywe
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,10 +99,10 @@ def test_the_policies_do_not_import_the_engine():
     assert "sk_reweight._data.TensorDataset" in names
 
 
-def test_importing_the_library_loads_no_optional_heavyweight():
-    """Neither cvxpy, matplotlib nor dask / distributed (optional: the `dist` extra)."""
+def loaded_heavyweights(modules: str) -> list[str]:
+    """Which of cvxpy, matplotlib, dask and distributed importing ``modules`` loads."""
     code = (
-        "import sys, sk_reweight, sk_reweight.harness\n"
+        f"import sys, {modules}\n"
         "heavy = {'cvxpy', 'matplotlib', 'dask', 'distributed'}\n"
         "loaded = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
         "print(' '.join(loaded))\n"
@@ -109,7 +110,7 @@ def test_importing_the_library_loads_no_optional_heavyweight():
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == []
+    return result.stdout.split()
 
 
 LIBRARY_MODULES = sorted(path for path in PACKAGE.rglob("*.py") if "harness" not in path.parts)
@@ -226,3 +227,30 @@ def test_library_modules_and_classes_stay_small():
                 lines = node.end_lineno - node.lineno + 1
                 too_large.append(f"{path.relative_to(PACKAGE)}: class {node.name}, {lines} lines")
     assert not too_large, "\n".join(too_large)
+
+
+def test_importing_the_library_loads_no_optional_heavyweight():
+    """Neither cvxpy, matplotlib (the `bench` extra) nor dask / distributed (the `dist` extra);
+    nor does the demo's code, which prints tables and so runs without the `bench` extra."""
+    assert loaded_heavyweights("sk_reweight, sk_reweight.harness") == []
+    assert loaded_heavyweights("sk_reweight.harness._demo") == []
+
+
+def project_table() -> dict:
+    """The ``[project]`` table of pyproject.toml."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0] for requirement in requirements}
+
+
+def test_matplotlib_is_an_extra_not_a_dependency():
+    """`pip install sk-reweight` gives the estimators; the benchmark's plots come with `[bench]`
+    (and with `[dev]`, which `make test` and `make demo` install, and `[docs]`, the gallery's)."""
+    project = project_table()
+    assert "matplotlib" not in requirement_names(project["dependencies"])
+    assert {"torch", "skorch", "scikit-learn"} <= requirement_names(project["dependencies"])
+    for extra in ("bench", "dev", "docs"):
+        assert "matplotlib" in requirement_names(project["optional-dependencies"][extra]), extra

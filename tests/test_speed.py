@@ -14,21 +14,23 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from sk_reweight import ERMClassifier
 from sk_reweight.harness._methods import Budget, make_model
-from sk_reweight.harness._speed import (
+from sk_reweight.harness._prepared_data import TrainTestSplit
+from sk_reweight.harness._race import (
     BASELINE_NAME,
     FULL_LOSS,
-    MIN_TIMED_SECONDS,
     TEST_ACCURACY,
     TEST_LOG_LOSS,
     WARM_UP_EPOCHS,
     WARM_UP_ROWS,
     Race,
-    TrainTestSplit,
     WeightsPerEpoch,
     accuracy_and_log_loss,
     budget_epochs,
-    equal_time,
     fit_curve,
+)
+from sk_reweight.harness._race_analysis import (
+    MIN_TIMED_SECONDS,
+    equal_time,
     race_results,
     speed_summary,
     too_short_to_time,

@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._methods import Budget
 
 
 def _positive_int(text: str) -> int:
@@ -103,12 +106,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``sk-reweight``."""
+    """The argument parser of ``sk-reweight``: one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="sk-reweight",
         description="Reweighted and importance-sampled training of scikit-learn neural networks.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    _add_bench(commands)
+    _add_speed(commands)
+    return parser
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    """``sk-reweight demo`` and its arguments."""
     demo = commands.add_parser(
         "demo",
         help="ERM vs RGD cross-validated on scikit-learn's bundled data, then RAIS vs uniform "
@@ -126,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_threads(demo)
 
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    """``sk-reweight bench`` and its arguments."""
+    from ._methods import METHODS
+
     bench = commands.add_parser(
         "bench",
         help="repeated stratified CV of ERM, RGD, RAIS and tabular alternatives on datasets",
@@ -142,8 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         default=["erm", "rgd", "skorch", "mlp", "hgb"],
-        help="methods among erm rgd rais infobatch erm_sgd skorch mlp hgb "
-        "(default: erm rgd skorch mlp hgb)",
+        help=f"methods among {' '.join(METHODS)} (default: erm rgd skorch mlp hgb)",
     )
     bench.add_argument("--cv", type=_positive_int, default=5, help="folds (default 5)")
     bench.add_argument(
@@ -157,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="tune lr (and RGD's tau) on an inner validation split (default: on)",
     )
+    _add_where_fits_run(bench)
+    bench.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the results of another run found in --output (by default a run into a "
+        "directory of the same configuration resumes it, keeping its finished fits, and one "
+        "holding another configuration's results is refused)",
+    )
+    _add_common(bench)
+
+
+def _add_where_fits_run(bench: argparse.ArgumentParser) -> None:
+    """``--n-jobs`` or ``--scheduler``: local worker processes, or a dask cluster."""
     where = bench.add_mutually_exclusive_group()
     where.add_argument(
         "--n-jobs",
@@ -173,14 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every fit as a task on the dask.distributed cluster of this scheduler "
         "(e.g. tcp://host:8786); the data are loaded here and sent to the workers",
     )
-    bench.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the results of another run found in --output (by default a run into a "
-        "directory of the same configuration resumes it, keeping its finished fits, and one "
-        "holding another configuration's results is refused)",
-    )
-    _add_common(bench)
+
+
+def _add_speed(commands: argparse._SubParsersAction) -> None:
+    """``sk-reweight speed`` and its arguments."""
+    from ._methods import RACED_METHODS
+    from ._race import DEFAULT_BUDGETS
 
     speed = commands.add_parser(
         "speed",
@@ -195,7 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
         "plots.",
     )
     speed.add_argument("--dataset", default="digits", help="dataset name (default digits)")
-    speed.add_argument("--method", default="rais", help="rais (default), infobatch, rgd or erm")
+    speed.add_argument(
+        "--method", default="rais", help=f"one of {', '.join(RACED_METHODS)} (default rais)"
+    )
+    _add_race_training(speed)
+    _add_classifier_parameters(speed)
+    speed.add_argument(
+        "--budgets",
+        type=_fraction,
+        nargs="+",
+        default=list(DEFAULT_BUDGETS),
+        metavar="FRACTION",
+        help="fractions of the epochs given to both methods for the equal-time frontier, "
+        "each with its schedule compressed to them; all epochs (1) always run "
+        "(default {})".format(" ".join(f"{b:g}" for b in DEFAULT_BUDGETS)),
+    )
+    _add_common(speed)
+
+
+def _add_race_training(speed: argparse.ArgumentParser) -> None:
+    """How the runs of ``speed`` train and what they compare: optimizer, schedule, loss, input."""
     speed.add_argument(
         "--optimizer",
         default="sgd",
@@ -220,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="image datasets: train an MLP on the flattened, standardised pixels instead of "
         "the default CNN",
     )
+
+
+def _add_classifier_parameters(speed: argparse.ArgumentParser) -> None:
+    """``--param`` and ``--shared-param``: further parameters of the raced classifiers."""
     speed.add_argument(
         "--param",
         type=_parameter,
@@ -238,18 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a further parameter of both the method's classifier and uniform SGD's, e.g. "
         "augmentation=crop (repeatable, read as --param; --param wins for the method)",
     )
-    speed.add_argument(
-        "--budgets",
-        type=_fraction,
-        nargs="+",
-        default=[0.25, 0.5, 0.75, 1.0],
-        metavar="FRACTION",
-        help="fractions of the epochs given to both methods for the equal-time frontier, "
-        "each with its schedule compressed to them; all epochs (1) always run "
-        "(default 0.25 0.5 0.75 1)",
-    )
-    _add_common(speed)
-    return parser
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
@@ -272,55 +309,81 @@ def _fail(parser: argparse.ArgumentParser, message: str) -> None:
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
+PLOTTING_HINT = 'install it with: pip install "sk-reweight[bench]"'
+"""What to install for the plots of ``bench`` and ``speed`` (the ``bench`` extra)."""
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check every argument before anything is written (``demo``: its number of folds).
 
     ``parser`` is the command's own. Unknown names (datasets, methods,
     parameters) print its usage and the error; a value that cannot be used
     (a device this machine lacks, a parameter value the classifier refuses,
-    an output path that is a file) prints one line. Both exit with status 2.
+    an output path that is a file) or a missing optional dependency prints
+    one line. Both exit with status 2.
     """
-    from ._bench import list_datasets
-    from ._methods import METHODS
-    from ._parallel import DIST_HINT, dask_available
-    from ._speed import SPEED_METHODS
-
     if args.command == "demo":
         if args.folds < 2:
             parser.error("--folds must be at least 2")
         return
+    _check_plotting(parser, args.command)
     _check_device(parser, args)
     for option, path in (("--output", args.output), ("--data-home", args.data_home)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             _fail(parser, f"{option} {path} is a file, not a directory")
-    known_datasets = list_datasets()
     if args.command == "bench":
-        _check_names(parser, "dataset(s)", args.datasets, known_datasets)
-        _check_names(parser, "method(s)", args.methods, list(METHODS))
-        if args.cv < 2:
-            parser.error("--cv must be at least 2")
-        if (args.n_jobs > 1 or args.scheduler) and not dask_available():
-            _fail(parser, f"--n-jobs and --scheduler need dask.distributed; {DIST_HINT}")
+        _validate_bench(parser, args)
     else:
-        _check_names(parser, "dataset", [args.dataset], known_datasets)
-        _check_names(parser, "method", [args.method], list(SPEED_METHODS))
-        known_parameters = sorted(SPEED_METHODS[args.method]().get_params())
-        _check_names(
-            parser,
-            f"{args.method} parameter(s)",
-            [name for name, _ in args.param],
-            known_parameters,
-        )
-        shared = sorted(set(known_parameters) & set(SPEED_METHODS["erm"]().get_params()))
-        _check_names(
-            parser,
-            f"shared parameter(s) of {args.method} and uniform SGD (erm)",
-            [name for name, _ in args.shared_param],
-            shared,
-        )
-        _check_values(parser, "--param", SPEED_METHODS[args.method], args.param)
-        for method in dict.fromkeys((args.method, "erm")):
-            _check_values(parser, "--shared-param", SPEED_METHODS[method], args.shared_param)
+        _validate_speed(parser, args)
+
+
+def _check_plotting(parser: argparse.ArgumentParser, command: str) -> None:
+    """``bench`` and ``speed`` draw PNG plots: without matplotlib, say what to install."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail(parser, f"the plots of {command} need matplotlib; {PLOTTING_HINT}")
+
+
+def _validate_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Datasets and methods known, at least two folds, dask present for a cluster."""
+    from ._methods import METHODS
+    from ._parallel import DIST_HINT, dask_available
+    from ._prepared_data import list_datasets
+
+    _check_names(parser, "dataset(s)", args.datasets, list_datasets())
+    _check_names(parser, "method(s)", args.methods, list(METHODS))
+    if args.cv < 2:
+        parser.error("--cv must be at least 2")
+    if (args.n_jobs > 1 or args.scheduler) and not dask_available():
+        _fail(parser, f"--n-jobs and --scheduler need dask.distributed; {DIST_HINT}")
+
+
+def _validate_speed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Dataset and method known; every parameter known to, and accepted by, its classifiers."""
+    from ._methods import METHODS, RACED_METHODS
+    from ._prepared_data import list_datasets
+
+    _check_names(parser, "dataset", [args.dataset], list_datasets())
+    _check_names(parser, "method", [args.method], list(RACED_METHODS))
+    method, uniform_sgd = METHODS[args.method].classifier, METHODS["erm"].classifier
+    known_parameters = sorted(method().get_params())
+    _check_names(
+        parser,
+        f"{args.method} parameter(s)",
+        [name for name, _ in args.param],
+        known_parameters,
+    )
+    shared = sorted(set(known_parameters) & set(uniform_sgd().get_params()))
+    _check_names(
+        parser,
+        f"shared parameter(s) of {args.method} and uniform SGD (erm)",
+        [name for name, _ in args.shared_param],
+        shared,
+    )
+    _check_values(parser, "--param", method, args.param)
+    for classifier in dict.fromkeys((method, uniform_sgd)):
+        _check_values(parser, "--shared-param", classifier, args.shared_param)
 
 
 def _check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -362,63 +425,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._parallel import torch_threads
 
     _validate(_command_parser(parser, args.command), args)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         with torch_threads(args.threads):
-            if args.command == "demo":
-                from ._demo import run_demo
-
-                run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
-                return 0
-            return _run(args, list(sys.argv[1:] if argv is None else argv))
+            return COMMANDS[args.command](args, argv)
     except OSError as exc:  # e.g. a dataset that cannot be downloaded
         print(f"sk-reweight: error: {exc}", file=sys.stderr)
         return 1
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run ``bench`` or ``speed`` with validated arguments."""
+def _run_demo(args: argparse.Namespace, argv: list[str]) -> int:
+    from ._demo import run_demo
+
+    run_demo(n_splits=args.folds, n_repeats=args.repeats, max_epochs=args.epochs)
+    return 0
+
+
+def _run_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from ._bench import BenchSettings, run_bench
     from ._methods import Budget
-    from ._speed import SPEED_BUDGET
 
-    overrides = {
-        "hidden_layer_sizes": tuple(args.hidden) if args.hidden else None,
-        "max_epochs": args.max_epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "sgd_lr": getattr(args, "sgd_lr", None),
-    }
-    budget = replace(
-        Budget() if args.command == "bench" else SPEED_BUDGET,
-        device=args.device,
-        **{key: value for key, value in overrides.items() if value is not None},
+    settings = BenchSettings(
+        datasets=args.datasets,
+        methods=args.methods,
+        cv=args.cv,
+        seeds=args.seeds,
+        tune=args.tune,
+        budget=_budget(args, Budget()),
+        max_rows=args.max_rows,
+        data_home=args.data_home,
+        threads=args.threads,
+        n_jobs=args.n_jobs,
+        scheduler=args.scheduler,
     )
-    output = args.output or _default_output(args.command)
-    if args.command == "bench":
-        from ._bench import BenchSettings, run_bench
+    output = args.output or _default_output("bench")
+    return run_bench(settings, output, argv, overwrite=args.overwrite)
 
-        bench = BenchSettings(
-            datasets=args.datasets,
-            methods=args.methods,
-            cv=args.cv,
-            seeds=args.seeds,
-            tune=args.tune,
-            budget=budget,
-            max_rows=args.max_rows,
-            data_home=args.data_home,
-            threads=args.threads,
-            n_jobs=args.n_jobs,
-            scheduler=args.scheduler,
-        )
-        return run_bench(bench, output, argv, overwrite=args.overwrite)
 
-    from ._speed import SpeedSettings, run_speed
+def _run_speed(args: argparse.Namespace, argv: list[str]) -> int:
+    from ._race import SPEED_BUDGET, SpeedSettings
+    from ._speed import run_speed
 
-    speed = SpeedSettings(
+    settings = SpeedSettings(
         dataset=args.dataset,
         method=args.method,
         optimizer=args.optimizer,
         lr_schedule=None if args.lr_schedule == "none" else args.lr_schedule,
-        budget=budget,
+        budget=_budget(args, SPEED_BUDGET),
         seeds=args.seeds,
         max_rows=args.max_rows,
         data_home=args.data_home,
@@ -428,4 +481,24 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         method_parameters=dict(args.param),
         shared_parameters=dict(args.shared_param),
     )
-    return run_speed(speed, output, argv)
+    return run_speed(settings, args.output or _default_output("speed"), argv)
+
+
+COMMANDS = {"demo": _run_demo, "bench": _run_bench, "speed": _run_speed}
+"""What each command runs, with its validated arguments and the command line."""
+
+
+def _budget(args: argparse.Namespace, default: Budget) -> Budget:
+    """The command's default budget with the network options given on the command line."""
+    overrides = {
+        "hidden_layer_sizes": tuple(args.hidden) if args.hidden else None,
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "sgd_lr": getattr(args, "sgd_lr", None),
+    }
+    return replace(
+        default,
+        device=args.device,
+        **{key: value for key, value in overrides.items() if value is not None},
+    )

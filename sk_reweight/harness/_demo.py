@@ -4,7 +4,7 @@ Two parts:
 
 - ERM against RGD, cross-validated on scikit-learn's bundled breast_cancer and digits;
 - RAIS against uniform SGD on a generated classification problem with label noise: the race
-  of ``sk-reweight speed`` (:class:`~sk_reweight.harness._speed.Race`), timed with one torch
+  of ``sk-reweight speed`` (:class:`~sk_reweight.harness._race.Race`), timed with one torch
   thread after a warm-up, compared on the *full* training loss, the held-out log-loss and the
   held-out accuracy at equal time (uniform SGD's equal-time frontier of three budgets).
 """
@@ -23,32 +23,40 @@ from sklearn.datasets import load_breast_cancer, load_digits, make_classificatio
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_reweight import ERMClassifier, RGDClassifier
+from sk_reweight import RGDClassifier
 
 from ._evaluation import compare_methods, cross_validate_methods, markdown_table
+from ._methods import METHODS
 from ._parallel import torch_threads
-from ._speed import (
+from ._prepared_data import TrainTestSplit
+from ._race import (
     BASELINE_NAME,
     FULL_LOSS,
     SPEED_BUDGET,
     Race,
     SpeedSettings,
-    TrainTestSplit,
-    equal_time,
     fit_curve,
     flushed_denormals,
-    race_results,
 )
+from ._race_analysis import equal_time, race_results
 
 DATASETS = {"breast_cancer": load_breast_cancer, "digits": load_digits}
 
 
+DEMO_METHODS = ("erm", "rgd")
+"""The registry's methods of the demo's first part; the first is the baseline."""
+
+
 def demo_methods(max_epochs: int = 50) -> dict[str, BaseEstimator]:
-    """ERM and RGD with the same network, optimizer and budget, behind a StandardScaler."""
+    """ERM and RGD behind a StandardScaler, by their labels: the registry's classifiers.
+
+    Both keep their defaults (network, optimizer, batch size) but the budget:
+    ``max_epochs`` epochs, no early stopping, on the CPU.
+    """
     shared = {"max_epochs": max_epochs, "n_iter_no_change": None, "device": "cpu"}
     return {
-        "ERM": make_pipeline(StandardScaler(), ERMClassifier(**shared)),
-        "RGD": make_pipeline(StandardScaler(), RGDClassifier(**shared)),
+        METHODS[name].label: make_pipeline(StandardScaler(), METHODS[name].classifier(**shared))
+        for name in DEMO_METHODS
     }
 
 
@@ -61,6 +69,7 @@ def run_rgd_demo(n_splits: int = 5, n_repeats: int = 2, max_epochs: int = 50) ->
         One row per dataset and method: accuracy, paired difference to ERM,
         wins/ties/losses over folds, corrected p-value, median fit time.
     """
+    baseline = METHODS[DEMO_METHODS[0]].label
     rows = []
     for dataset, load in DATASETS.items():
         X, y = load(return_X_y=True)
@@ -69,14 +78,14 @@ def run_rgd_demo(n_splits: int = 5, n_repeats: int = 2, max_epochs: int = 50) ->
         )
         # The median ignores the first fit of the process, which imports torch._dynamo (~1 s).
         fit_seconds = results.groupby("method")["fit_seconds"].median()
-        for method, c in compare_methods(results, "ERM", 1 / (n_splits - 1)).items():
-            is_baseline = method == "ERM"
+        for method, c in compare_methods(results, baseline, 1 / (n_splits - 1)).items():
+            is_baseline = method == baseline
             rows.append(
                 {
                     "dataset": dataset,
                     "method": method,
                     "accuracy": f"{c.mean:.4f} ± {c.std:.4f}",
-                    "vs ERM": "" if is_baseline else f"{c.difference:+.4f}",
+                    f"vs {baseline}": "" if is_baseline else f"{c.difference:+.4f}",
                     "W/T/L": "" if is_baseline else f"{c.wins}/{c.ties}/{c.losses}",
                     "p (corrected)": "" if is_baseline else f"{c.p_corrected:.3f}",
                     "fit s (median)": f"{fit_seconds[method]:.2f}",
@@ -161,7 +170,7 @@ def single_thread_timing() -> Iterator[None]:
     """One thread and denormals flushed to zero, as in ``docs/benchmarks.md``; both restored.
 
     :func:`~sk_reweight.harness._parallel.torch_threads` (torch, OpenMP and BLAS)
-    and :func:`~sk_reweight.harness._speed.flushed_denormals` together.
+    and :func:`~sk_reweight.harness._race.flushed_denormals` together.
     """
     with torch_threads(1), flushed_denormals():
         yield
@@ -177,7 +186,7 @@ def _relative(value: float, reference: float, digits: int) -> str:
 def race_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per full-budget run: budget, training time, losses, accuracy, time to targets.
 
-    ``results`` is :func:`~sk_reweight.harness._speed.race_results` on the
+    ``results`` is :func:`~sk_reweight.harness._race_analysis.race_results` on the
     full training loss. The targets are uniform SGD's final full training
     loss and final held-out log-loss; the ratios in the "to target" columns
     are against uniform SGD's own epochs and seconds to them.
@@ -212,7 +221,7 @@ def race_table(results: pd.DataFrame) -> pd.DataFrame:
 def frontier_table(results: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     """One row per budget: both runs' seconds and held-out accuracy, and RAIS's at equal time.
 
-    ``points`` is :func:`~sk_reweight.harness._speed.equal_time` of
+    ``points`` is :func:`~sk_reweight.harness._race_analysis.equal_time` of
     ``results`` (one seed). "uniform acc at RAIS's s" is uniform SGD's
     frontier read at RAIS's seconds (its nearest end outside its time range,
     marked ``*``).
@@ -242,7 +251,7 @@ def frontier_table(results: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class RaceMeasure:
     """One measure on which RAIS is compared with a uniform-SGD run.
 
     Attributes
@@ -295,13 +304,13 @@ differences are not claimed.
 """
 
 
-def race_comparisons(results: pd.DataFrame, points: pd.DataFrame, n_test: int) -> list[Comparison]:
+def race_measures(results: pd.DataFrame, points: pd.DataFrame, n_test: int) -> list[RaceMeasure]:
     """RAIS against uniform SGD: to its final full training loss and held-out log-loss, and at
     equal time on the held-out accuracy of every budget.
 
-    ``results`` is :func:`~sk_reweight.harness._speed.race_results` on the
+    ``results`` is :func:`~sk_reweight.harness._race_analysis.race_results` on the
     full training loss and ``points`` its
-    :func:`~sk_reweight.harness._speed.equal_time`. Test accuracies within two
+    :func:`~sk_reweight.harness._race_analysis.equal_time`. Test accuracies within two
     binomial standard errors (of uniform SGD's full-budget accuracy on
     ``n_test`` rows) tie, and so do times within :data:`TIME_TOLERANCE` of
     each other.
@@ -310,22 +319,22 @@ def race_comparisons(results: pd.DataFrame, points: pd.DataFrame, n_test: int) -
     reference, rais = full.loc[BASELINE_NAME], full.loc[RAIS_LABEL]
     accuracy = reference["test_accuracy"]
     noise = 2 * math.sqrt(accuracy * (1 - accuracy) / n_test)
-    comparisons = [
-        Comparison(
+    measures = [
+        RaceMeasure(
             "epochs to the target",
             rais["epochs_to_target"],
             reference["epochs_to_target"],
             lower_is_better=True,
             digits=1,
         ),
-        Comparison(
+        RaceMeasure(
             "seconds to the target",
             rais["seconds_to_target"],
             reference["seconds_to_target"],
             lower_is_better=True,
             tolerance=TIME_TOLERANCE * reference["seconds_to_target"],
         ),
-        Comparison(
+        RaceMeasure(
             "seconds to the test log-loss target",
             rais["seconds_to_test_log_loss"],
             reference["seconds_to_test_log_loss"],
@@ -334,8 +343,8 @@ def race_comparisons(results: pd.DataFrame, points: pd.DataFrame, n_test: int) -
         ),
     ]
     for point in points.itertuples():
-        comparisons.append(
-            Comparison(
+        measures.append(
+            RaceMeasure(
                 f"test accuracy at equal time, {point.budget}-epoch budget",
                 point.test_accuracy,
                 point.uniform_accuracy,
@@ -344,13 +353,13 @@ def race_comparisons(results: pd.DataFrame, points: pd.DataFrame, n_test: int) -
                 digits=4,
             )
         )
-    return comparisons
+    return measures
 
 
-def verdict(comparisons: list[Comparison]) -> str:
+def verdict(measures: list[RaceMeasure]) -> str:
     """One sentence: where RAIS wins, ties and does not win, with the numbers."""
     groups = {
-        outcome: ", ".join(c.describe() for c in comparisons if c.outcome() == outcome)
+        outcome: ", ".join(m.describe() for m in measures if m.outcome() == outcome)
         for outcome in ("wins", "ties", "loses")
     }
     parts = [f"RAIS wins on {groups['wins'] or 'none of these measures'}"]
@@ -406,7 +415,7 @@ def run_rais_demo(settings: RaisDemo = RAIS_DEMO) -> tuple[pd.DataFrame, pd.Data
         "interpolated at RAIS's seconds (* outside uniform SGD's time range: its nearest end).\n"
     )
     print(markdown_table(frontier))
-    print("\n" + verdict(race_comparisons(results, points, len(split.y_test))))
+    print("\n" + verdict(race_measures(results, points, len(split.y_test))))
     return table, frontier
 
 

@@ -188,7 +188,7 @@ def corrected_ttest(differences: ArrayLike, test_over_train: float) -> float:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PairedComparison:
     """A method's fold scores summarised and compared with a baseline's, fold by fold."""
 
     mean: float
@@ -203,7 +203,7 @@ class Comparison:
 
 def compare_to_baseline(
     scores: NDArray[np.float64], baseline: NDArray[np.float64], test_over_train: float
-) -> Comparison:
+) -> PairedComparison:
     """Mean, spread, paired difference, wins/ties/losses and both p-values against ``baseline``.
 
     With fewer than two folds the spread and the p-values are NaN.
@@ -215,7 +215,7 @@ def compare_to_baseline(
         std = float(scores.std(ddof=1))
         p_ttest = float(stats.ttest_rel(scores, baseline).pvalue) if differences.any() else 1.0
         p_corrected = corrected_ttest(differences, test_over_train)
-    return Comparison(
+    return PairedComparison(
         mean=float(scores.mean()),
         std=std,
         difference=float(differences.mean()),
@@ -233,7 +233,7 @@ def compare_methods(
     test_over_train: float,
     metric: str = "accuracy",
     fold_columns: Sequence[str] = ("seed", "fold"),
-) -> dict[str, Comparison]:
+) -> dict[str, PairedComparison]:
     """:func:`compare_to_baseline` for every method of :func:`cross_validate_methods`'s results.
 
     Folds are identified by ``fold_columns`` (a repetition's seed and the fold

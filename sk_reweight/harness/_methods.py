@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,76 +110,78 @@ class PlainSkorchClassifier(NeuralNetClassifier):
         return self
 
 
-def _package_network(
-    classifier: type[BaseEstimator], optimizer: str = "adam"
-) -> Callable[[str, int, Budget], BaseEstimator]:
-    """Builder of one of the package's classifiers with the shared budget and ``optimizer``."""
+def _package_parameters(optimizer: str) -> Callable[[int, Budget], dict[str, Any]]:
+    """Parameters of one of the package's classifiers: the shared budget and ``optimizer``."""
 
-    def build(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
-        return classifier(
-            hidden_layer_sizes=budget.hidden_layer_sizes,
-            optimizer=optimizer,
-            lr=budget.sgd_lr if optimizer == "sgd" else budget.lr,
-            momentum=0.9,
-            batch_size=budget.batch_size,
-            max_epochs=budget.max_epochs,
-            n_iter_no_change=None,  # the budget is a fixed number of epochs
-            device=budget.device,
-        )
+    def parameters(n_classes: int, budget: Budget) -> dict[str, Any]:
+        return {
+            "hidden_layer_sizes": budget.hidden_layer_sizes,
+            "optimizer": optimizer,
+            "lr": budget.sgd_lr if optimizer == "sgd" else budget.lr,
+            "momentum": 0.9,
+            "batch_size": budget.batch_size,
+            "max_epochs": budget.max_epochs,
+            "n_iter_no_change": None,  # the budget is a fixed number of epochs
+            "device": budget.device,
+        }
 
-    return build
+    return parameters
 
 
-def _rais(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
-    """RAISClassifier with its default optimizer (SGD, momentum 0.9) and the shared budget."""
-    return _package_network(RAISClassifier, "sgd")(kind, n_classes, budget)
+def _skorch_parameters(n_classes: int, budget: Budget) -> dict[str, Any]:
+    return {
+        "module": default_module,
+        "module__n_classes": n_classes,
+        "module__hidden_layer_sizes": budget.hidden_layer_sizes,
+        "module__dropout": 0.0,
+        "criterion": torch.nn.CrossEntropyLoss,
+        "optimizer": torch.optim.Adam,
+        "lr": budget.lr,
+        "batch_size": budget.batch_size,
+        "max_epochs": budget.max_epochs,
+        "train_split": None,
+        "iterator_train__shuffle": True,
+        "device": budget.device,
+        "verbose": 0,
+    }
 
 
-def _skorch(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
-    return PlainSkorchClassifier(
-        module=default_module,
-        module__n_classes=n_classes,
-        module__hidden_layer_sizes=budget.hidden_layer_sizes,
-        module__dropout=0.0,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam,
-        lr=budget.lr,
-        batch_size=budget.batch_size,
-        max_epochs=budget.max_epochs,
-        train_split=None,
-        iterator_train__shuffle=True,
-        device=budget.device,
-        verbose=0,
-    )
-
-
-def _mlp(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
+def _mlp_parameters(n_classes: int, budget: Budget) -> dict[str, Any]:
     # n_iter_no_change = max_iter: the full epoch budget, as for the other networks.
-    return MLPClassifier(
-        hidden_layer_sizes=budget.hidden_layer_sizes,
-        solver="adam",
-        learning_rate_init=budget.lr,
-        batch_size=budget.batch_size,
-        max_iter=budget.max_epochs,
-        n_iter_no_change=budget.max_epochs,
-    )
+    return {
+        "hidden_layer_sizes": budget.hidden_layer_sizes,
+        "solver": "adam",
+        "learning_rate_init": budget.lr,
+        "batch_size": budget.batch_size,
+        "max_iter": budget.max_epochs,
+        "n_iter_no_change": budget.max_epochs,
+    }
 
 
-def _hgb(kind: str, n_classes: int, budget: Budget) -> BaseEstimator:
-    return HistGradientBoostingClassifier()
+def _defaults(n_classes: int, budget: Budget) -> dict[str, Any]:
+    return {}
+
+
+def _no_grid(budget: Budget) -> dict[str, list]:
+    return {}
 
 
 @dataclass(frozen=True)
-class Method:
-    """A registered method.
+class BenchmarkMethod:
+    """A method that the benchmark commands compare: an estimator class and its settings.
+
+    ``bench`` cross-validates any of them, ``speed`` races those marked
+    ``raced`` against uniform SGD, and the demo builds ERM and RGD from theirs.
 
     Attributes
     ----------
     label : str
         Name in tables and plots.
-    build : callable
-        ``build(kind, n_classes, budget)``: the unfitted classifier (without
-        preprocessing) for a dataset of ``kind`` ``'tabular'`` or ``'image'``.
+    classifier : type
+        The scikit-learn classifier class.
+    parameters : callable
+        ``parameters(n_classes, budget)``: the classifier's parameters for a
+        dataset of ``n_classes`` classes under the shared ``budget``.
     grid : callable
         ``grid(budget)``: the classifier's tuning grid (parameter names
         without the pipeline prefix); empty for untuned methods.
@@ -188,13 +191,22 @@ class Method:
     convolutional : bool
         Whether the classifier takes images ``(n, H, W)`` as they are (else
         they are flattened to rows of pixels).
+    raced : bool
+        Whether ``sk-reweight speed`` can race it against uniform SGD: one of
+        the package's classifiers, whose optimizer ``speed`` sets.
     """
 
     label: str
-    build: Callable[[str, int, Budget], BaseEstimator]
-    grid: Callable[[Budget], dict[str, list]] = field(default=lambda budget: {})
+    classifier: type[BaseEstimator]
+    parameters: Callable[[int, Budget], dict[str, Any]] = _defaults
+    grid: Callable[[Budget], dict[str, list]] = _no_grid
     seed_parameter: str | None = "random_state"
     convolutional: bool = False
+    raced: bool = False
+
+    def build(self, n_classes: int, budget: Budget) -> BaseEstimator:
+        """The unfitted classifier (without preprocessing) for ``n_classes`` classes."""
+        return self.classifier(**self.parameters(n_classes, budget))
 
 
 def _lr_grid(budget: Budget) -> dict[str, list]:
@@ -209,26 +221,37 @@ def _rgd_grid(budget: Budget) -> dict[str, list]:
     return {"lr": list(budget.lr_grid), "tau": list(budget.tau_grid)}
 
 
-METHODS: dict[str, Method] = {
-    "erm": Method("ERM", _package_network(ERMClassifier), _lr_grid, convolutional=True),
-    "rgd": Method("RGD", _package_network(RGDClassifier), _rgd_grid, convolutional=True),
-    "rais": Method("RAIS", _rais, _sgd_lr_grid, convolutional=True),
-    "infobatch": Method(
-        "InfoBatch",
-        _package_network(InfoBatchClassifier, "sgd"),
-        _sgd_lr_grid,
+def _mlp_grid(budget: Budget) -> dict[str, list]:
+    return {"learning_rate_init": list(budget.lr_grid)}
+
+
+_ADAM, _SGD = _package_parameters("adam"), _package_parameters("sgd")
+
+METHODS: dict[str, BenchmarkMethod] = {
+    "erm": BenchmarkMethod("ERM", ERMClassifier, _ADAM, _lr_grid, convolutional=True, raced=True),
+    "rgd": BenchmarkMethod("RGD", RGDClassifier, _ADAM, _rgd_grid, convolutional=True, raced=True),
+    "rais": BenchmarkMethod(
+        "RAIS", RAISClassifier, _SGD, _sgd_lr_grid, convolutional=True, raced=True
+    ),
+    "infobatch": BenchmarkMethod(
+        "InfoBatch", InfoBatchClassifier, _SGD, _sgd_lr_grid, convolutional=True, raced=True
+    ),
+    "erm_sgd": BenchmarkMethod("ERM (SGD)", ERMClassifier, _SGD, _sgd_lr_grid, convolutional=True),
+    "skorch": BenchmarkMethod(
+        "skorch",
+        PlainSkorchClassifier,
+        _skorch_parameters,
+        _lr_grid,
+        seed_parameter=None,
         convolutional=True,
     ),
-    "erm_sgd": Method(
-        "ERM (SGD)", _package_network(ERMClassifier, "sgd"), _sgd_lr_grid, convolutional=True
-    ),
-    "skorch": Method("skorch", _skorch, _lr_grid, seed_parameter=None, convolutional=True),
-    "mlp": Method(
-        "sklearn MLP", _mlp, lambda budget: {"learning_rate_init": list(budget.lr_grid)}
-    ),
-    "hgb": Method("HistGradientBoosting", _hgb),
+    "mlp": BenchmarkMethod("sklearn MLP", MLPClassifier, _mlp_parameters, _mlp_grid),
+    "hgb": BenchmarkMethod("HistGradientBoosting", HistGradientBoostingClassifier),
 }
-"""Registry of benchmark methods by command-line name."""
+"""The one registry of methods, by command-line name (``bench --methods``, ``speed --method``)."""
+
+RACED_METHODS = tuple(name for name, method in METHODS.items() if method.raced)
+"""The methods ``sk-reweight speed`` can race against uniform SGD (ERM with SGD)."""
 
 BASELINES = ("erm", "erm_sgd")
 """The methods every other one is tested against, when they are part of a run: ERM with Adam,
@@ -270,7 +293,7 @@ def make_model(
     model : Pipeline or GridSearchCV
     """
     method = METHODS[name]
-    classifier = method.build(kind, n_classes, budget)
+    classifier = method.build(n_classes, budget)
     if method.seed_parameter is not None:
         classifier.set_params(**{method.seed_parameter: seed})
     steps: list[tuple[str, BaseEstimator]] = []

@@ -10,7 +10,7 @@ cluster, either an existing one (``--scheduler ADDRESS``) or a
 the cluster, so workers download nothing. Both return
 :class:`concurrent.futures.Future` objects, so the benchmark loop is one loop.
 
-dask and distributed are optional (``pip install 'sk-reweight[dist]'``) and are
+dask and distributed are optional (``pip install "sk-reweight[dist]"``) and are
 imported only when a :class:`DaskRunner` starts.
 """
 
@@ -51,7 +51,7 @@ def worker_settings() -> dict[str, Any]:
     }
 
 
-DIST_HINT = "install the optional dependencies with: pip install 'sk-reweight[dist]'"
+DIST_HINT = 'install the optional dependencies with: pip install "sk-reweight[dist]"'
 
 
 def dask_available() -> bool:

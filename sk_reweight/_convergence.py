@@ -88,8 +88,8 @@ class StoppingRule(EarlyStopping):
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         score = net.history[-1, self.monitor]
         progress = net.progress
-        if self._is_score_improved(score):
-            self.dynamic_threshold_ = self._calc_new_threshold(score)
+        if score < self.dynamic_threshold_:  # lower is better, by at least ``threshold``
+            self.dynamic_threshold_ = score - self.threshold
             self.best_epoch_ = net.history[-1, "epoch"]
             self.best_progress_ = progress
             if self.load_best:

@@ -317,14 +317,19 @@ class ReweightingNet(NeuralNetClassifier):
         predictions: list[tuple[Tensor, Tensor, Tensor]] = []
         n_examples = n_batches = 0
         for batch in iterator:
-            X, (y, sample_weight, indices) = batch.X, batch.targets
-            seen = {"batch": (X, y), "sample_weight": sample_weight, "indices": indices}
+            targets = batch.targets
+            seen = {
+                "batch": (batch.X, targets.y),
+                "sample_weight": targets.sample_weight,
+                "indices": targets.indices,
+            }
             self.notify("on_batch_begin", training=training, **seen)
             step = step_fn(batch, **fit_params)
-            batch_size = len(X)
+            batch_size = len(batch.X)
             loss_sum.add_(step["loss"].detach(), alpha=batch_size)
             if not training:
-                predictions.append((step["y_pred"].argmax(dim=1), y, sample_weight))
+                y_pred = step["y_pred"].argmax(dim=1)
+                predictions.append((y_pred, targets.y, targets.sample_weight))
             n_examples += batch_size
             n_batches += 1
             if self._records_batches:
@@ -460,7 +465,8 @@ class ReweightingNet(NeuralNetClassifier):
         )
         if not self.module_.training:
             self.module_.train()
-        X, (y, sample_weight, indices) = batch.X, batch.targets
+        X, targets = batch
+        y, sample_weight = targets.y, targets.sample_weight
         if self.augmentation is not None:
             X = augment(X, self.augmentation, self.augmentation_generator)
         importance = self.policy.sampling_weights()
@@ -477,7 +483,7 @@ class ReweightingNet(NeuralNetClassifier):
         detached = losses.detach()
         total_weight = total_sample_weight(sample_weight)
         example_weight = self.policy.loss_weights(
-            TrainingStep(X, y, indices, sample_weight, output, detached)
+            TrainingStep(X, y, targets.indices, sample_weight, output, detached)
         )
         objective = weighted_mean_loss(losses, sample_weight, example_weight, total_weight)
         if self.grad_scaler_ is None:

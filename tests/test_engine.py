@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from sk_reweight._data import TensorBatches, TensorDataset
-from sk_reweight._engine import ReweightingNet, weighted_mean_loss
+from sk_reweight._engine import ReweightingNet, ScheduleComplete, weighted_mean_loss
 from sk_reweight._policies import MinibatchPolicy, TrainingStep, WeightStatistics
 from sk_reweight._rgd import RGDPolicy, rgd_weights
 from sk_reweight._schedules import cosine_schedule
@@ -224,3 +224,20 @@ def test_reported_loss_is_importance_weighted_without_the_loss_multipliers():
     step = net.train_step(batch)
     expected = (sample_weight * weights * losses).sum() / sample_weight.sum()
     torch.testing.assert_close(step["loss"], expected)
+
+
+class TwiceAsFast(MinibatchPolicy):
+    """Every drawn example counts twice: progress runs at two epochs per epoch."""
+
+    def _advance(self, n_drawn):
+        super()._advance(2 * n_drawn)
+
+
+def test_the_end_of_the_schedule_is_not_an_interrupt():
+    assert not issubclass(ScheduleComplete, KeyboardInterrupt)
+    dataset = make_dataset(n_samples=40)
+    net = make_net(TwiceAsFast(), dataset, batch_size=10, max_epochs=6).fit(dataset)
+    # skorch's loop would run 6 epochs; the policy's progress reaches 6 after 3.
+    assert len(net.history) == 3
+    assert net.progress == 6
+    assert net.history[-1, "stop_reason"] == "max_epochs"

@@ -40,10 +40,10 @@ from sk_reweight.datasets import make_long_tailed
 # the same names, as a scikit-learn estimator's. :meth:`~sk_reweight.MinibatchPolicy.loss_weights`
 # receives a :class:`~sk_reweight.TrainingStep` after each forward pass and
 # returns one multiplier per example: ``step.losses`` are the detached
-# per-example cross-entropies, so :math:`p_y = e^{-\ell}`. The three other
-# methods only record the mean weight of each epoch in ``history_``: what a
-# fit accumulates is created in :meth:`~sk_reweight.MinibatchPolicy.reset`,
-# and the sum stays on the device until the epoch ends.
+# per-example cross-entropies, so :math:`p_y = e^{-\ell}`. The rest of the
+# class records the mean weight of each epoch in ``history_``: what a fit
+# accumulates is created in :meth:`~sk_reweight.MinibatchPolicy.reset`, and
+# the sum stays on the device until the epoch ends.
 #
 # The factor is computed from detached losses, so it scales each example's
 # gradient without being differentiated itself (as RGD's weights): Lin et

@@ -159,8 +159,8 @@ fig.tight_layout()
 # and the focal loss adds nothing on top of it. The mean focal weight falls
 # from about 0.8 to about 0.1 as the network fits the training set: the
 # well-fitted examples count less and less. One split of one small data
-# set: compare methods with repeated cross-validation (``sk-reweight bench``,
-# :doc:`/benchmarks`) before trusting a difference.
+# set: compare methods with repeated cross-validation (as :doc:`/benchmarks`
+# does) before trusting a difference.
 
 # %%
 # Tuning gamma like any other parameter
@@ -277,7 +277,8 @@ print(
 # epochs, as the network fits the examples, so the policy draws about a third
 # of ERM's examples over 40 epochs, in a third of its steps. It is behind ERM
 # at equal epochs, and ahead of ERM given as many examples: cheaper epochs,
-# not better ones. Whether that is worth it is a question of time, which the benchmark
-# command answers on a clock (``sk-reweight speed``, :doc:`/benchmarks`); the
-# library's own policy of this kind, with the reweighting that keeps its
-# gradient unbiased, is :class:`~sk_reweight.InfoBatchClassifier`.
+# not better ones. Whether that is worth it is a question of time, to be
+# measured on a clock and on held-out data, as :doc:`/benchmarks` does for the
+# package's methods; the package's own policy of this kind, which reweights
+# the kept examples so that the gradient stays unbiased, is
+# :class:`~sk_reweight.InfoBatchClassifier`.

@@ -1,6 +1,6 @@
 """The reading order of the gallery: sphinx-gallery's ``within_subsection_order``.
 
-From the estimators in ordinary scikit-learn use, through RGD, to RAIS.
+From the estimators in ordinary scikit-learn use, through RGD, to RAIS; a method of your own last.
 ``tests/test_docs.py`` checks that it lists every example once.
 """
 
@@ -14,6 +14,7 @@ READING_ORDER = (
     "plot_rgd_training_dynamics.py",
     "plot_rais_priorities.py",
     "plot_rais_vs_uniform_sgd.py",
+    "plot_custom_policy.py",
 )
 
 

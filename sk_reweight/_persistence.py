@@ -23,6 +23,7 @@ TRUSTED_TYPES: list[str] = [
     "sk_reweight._rgd.RGDClassifier",
     "sk_reweight._rais._estimator.RAISClassifier",
     "sk_reweight._infobatch.InfoBatchClassifier",
+    "sk_reweight._reweighting.ReweightingClassifier",
     "sk_reweight._rais._uncertainty.UncertaintySet",
     "sk_reweight._checkpoint.TrainingCheckpoint",
 ]

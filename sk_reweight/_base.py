@@ -331,7 +331,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = encoded_labels(self, y, reset=not plan.warm, classes=plan.classes)
         sample_weight = training_weights(X, y, sample_weight, self.class_weight)
         module = self.net_.module_ if plan.warm else self._build_module(X, plan.seed)
-        plan.policy.check_module(module, torch.tensor(X[:2]))
+        module_device = torch.device(self.net_.device) if plan.warm else torch.device("cpu")
+        plan.policy.check_module(module, torch.tensor(X[:2], device=module_device))
 
         dataset = TensorDataset(
             private_tensor(X, given), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)

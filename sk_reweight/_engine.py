@@ -9,9 +9,11 @@ that decides which examples are drawn and how their losses are weighted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -243,6 +245,7 @@ class ReweightingNet(NeuralNetClassifier):
         self.precision = precision
         self.augmentation = augmentation
         self.augmentation_generator: torch.Generator | None = None
+        self._policy_training = False  # between the policy's begin_training and end_training
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
@@ -261,17 +264,31 @@ class ReweightingNet(NeuralNetClassifier):
         A Ctrl-C (SIGINT, in the main thread) ends training after the current
         step, runs the ``on_train_end`` callbacks and raises
         :class:`KeyboardInterrupt`, which skorch would otherwise swallow and
-        return a half-trained net.
+        return a half-trained net. Any other error ends the policy's training
+        (:meth:`~MinibatchPolicy.end_training`, which skorch's
+        ``on_train_end`` would not reach) before it propagates.
         """
         with sigint_recorded() as sigint:
             self._sigint = sigint
             try:
                 super().partial_fit(X, y, classes, **fit_params)
+            except Exception:
+                if self._policy_training:
+                    self._end_policy_after_error()
+                raise
             finally:
                 del self._sigint
         if sigint.received:
             raise KeyboardInterrupt
         return self
+
+    def _end_policy_after_error(self) -> None:
+        """End the policy's training (its threads, its data) while an error propagates; an
+        error of its own would hide the first one, and is dropped."""
+        self._policy_training = False
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # what it would report belongs to a failed fit
+            self.policy.end_training()
 
     def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any):
         """skorch's epoch loop, which also ends when the policy's schedule is complete."""
@@ -428,6 +445,7 @@ class ReweightingNet(NeuralNetClassifier):
         self.policy.reset(len(X), torch.Generator().manual_seed(self.seed), device)
         self.policy.progress_limit = self.max_epochs
         self.policy.begin_training(self.module_, X)
+        self._policy_training = True
         if self.augmentation is not None:
             self.augmentation_generator = augmentation_generator(self.seed, self.device)
 
@@ -436,6 +454,7 @@ class ReweightingNet(NeuralNetClassifier):
             # A stopping rule records its own stop; otherwise the ceiling or a callback ended it.
             ceiling = self.policy.progress >= self.max_epochs
             self.history.record(STOP_REASON, MAX_EPOCHS if ceiling else CALLBACK)
+        self._policy_training = False
         self.policy.end_training()
         self.augmentation_generator = None
         super().on_train_end(net, **kwargs)

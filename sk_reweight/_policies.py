@@ -77,7 +77,7 @@ class MinibatchPolicy:
 
     **The protocol.** The engine is the only caller. When training starts it
     calls :meth:`reset` (the training set's size, the fit's seeded generator,
-    the data's device), sets :attr:`progress_limit` and calls
+    the data's device), sets ``progress_limit`` and calls
     :meth:`begin_training` (the network and the training set). Each epoch it
     iterates :meth:`epoch_batches`; for each minibatch it asks
     :meth:`sampling_weights` (before the forward pass), :meth:`lr_factor` and
@@ -159,8 +159,9 @@ class MinibatchPolicy:
         """Refuse a network this policy cannot train, with a :class:`ValueError` saying why.
 
         Called by ``fit`` on the network it will train, before any training
-        data are copied; ``inputs`` are two training examples, on the CPU, on
-        which the network may be run. The base policy trains any network.
+        data are copied; ``inputs`` are two training examples, on the
+        network's device, on which it may be run. The base policy trains any
+        network.
         """
 
     def fitted_attributes(

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from skorch.callbacks import Callback
 from torch import nn
 
 from sk_reweight._data import TensorBatches, TensorDataset
@@ -241,3 +242,33 @@ def test_the_end_of_the_schedule_is_not_an_interrupt():
     assert len(net.history) == 3
     assert net.progress == 6
     assert net.history[-1, "stop_reason"] == "max_epochs"
+
+
+class RecordsItsEnd(MinibatchPolicy):
+    """Counts the calls of end_training."""
+
+    ended = 0
+
+    def end_training(self):
+        type(self).ended += 1
+        super().end_training()
+
+
+class FailsAfterTwoSteps(Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_batch_end(self, net, **kwargs):
+        self.steps += 1
+        if self.steps == 2:
+            raise RuntimeError("a failing callback")
+
+
+def test_an_error_during_training_still_ends_the_policy():
+    dataset = make_dataset(n_samples=40)
+    policy = RecordsItsEnd()
+    net = make_net(policy, dataset, batch_size=10, max_epochs=2, callbacks=[FailsAfterTwoSteps()])
+    with pytest.raises(RuntimeError, match="a failing callback"):
+        net.fit(dataset)
+    assert RecordsItsEnd.ended == 1
+    assert policy.generator is None  # released by end_training

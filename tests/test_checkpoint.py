@@ -32,6 +32,7 @@ from sk_reweight import (
     TrainingCheckpoint,
     _checkpoint,
 )
+from sk_reweight._rais._history import FEATURE_NAMES
 
 from .test_training_options import CountEpochs
 
@@ -470,3 +471,106 @@ def test_checkpoint_holds_only_tensors_and_plain_values(digits, tmp_path):
     saved = torch.load(only_checkpoint(tmp_path), weights_only=True)  # refuses anything else
     assert saved["epochs"] == 2
     assert saved["early_stopping"][0]["best_model_weights_"] is not None
+
+
+# ------------------------------------------------ the policy's part: a documented schema
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_saying_so(digits, tmp_path):
+    X, y = digits
+    model = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)])
+    model.fit(X, y)
+    path = only_checkpoint(tmp_path)
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == _checkpoint.CHECKPOINT_FORMAT == 4
+    torch.save({**state, "format": 3}, path)
+    older = r"an older version .*format 3; .*reads format 4"
+    with pytest.raises(ValueError, match=older) as error:
+        model.fit(X, y)
+    assert str(path) in str(error.value)
+    assert "Delete it" in str(error.value)
+    torch.save({**state, "format": 5}, path)
+    with pytest.raises(ValueError, match=r"another version .*format 5"):
+        model.fit(X, y)
+
+
+RAIS_POLICY_KEYS = {
+    "n_samples", "samples_seen", "epochs_started", "generator",  # every policy
+    "samples_equivalent", "ratio", "sampler",  # importance sampling
+    "norm_history", "records", "gain", "solves", "uncertainty_set", "sampling", "steps",
+    "draws_with_features", "governor",
+}  # fmt: skip
+"""The keys of RAISPolicy.checkpoint_state, as its docstring and docs/saving.md list them."""
+
+
+@pytest.fixture(scope="module")
+def rais_checkpoint(digits, tmp_path_factory):
+    """A RAIS checkpoint past the first (PT) solve, with a solve in flight, and its fit."""
+    X, y = digits
+    directory = tmp_path_factory.mktemp("rais")
+    params = {**QUICK, "max_epochs": 3, "history_size": 256, "uniform_fallback": 1.2}
+    RAISClassifier(**params, callbacks=[TrainingCheckpoint(directory)]).fit(X, y)
+    path = only_checkpoint(directory)
+    return path, torch.load(path, weights_only=True), params
+
+
+def test_rais_checkpoint_has_the_documented_schema(rais_checkpoint, digits):
+    _, saved, params = rais_checkpoint
+    policy = saved["policy"]
+    assert set(policy) == RAIS_POLICY_KEYS
+    n, n_features, capacity = len(digits[1]), len(FEATURE_NAMES), params["history_size"]
+    shapes = {
+        ("norm_history", "history"): (n, 16),
+        ("norm_history", "counts"): (n,),
+        ("norm_history", "features"): (n, n_features),
+        ("records", "features"): (capacity, n_features),
+        ("records", "norms"): (capacity,),
+        ("records", "weights"): (capacity,),
+        ("gain", "moments"): (3,),
+        ("gain", "level"): (),
+        ("sampling", "coefficients"): (2, n_features),
+        ("sampling", "projections"): (2, n),
+    }
+    for (part, key), shape in shapes.items():
+        assert tuple(policy[part][key].shape) == shape, (part, key)
+    assert set(policy["records"]) == {"features", "norms", "weights", "size", "next"}
+    assert set(policy["gain"]) == {"batch_size", "moments", "level", "steps"}
+    assert set(policy["solves"]) == {"submitted_at", "pending"}
+    assert set(policy["solves"]["pending"]) == {"set"}
+    assert set(policy["uncertainty_set"]) == {
+        "c", "d", "status", "solve_seconds", "solver", "iterations", "fallback_reason",
+    }  # fmt: skip
+    assert set(policy["governor"]) >= {"sampling", "wait", "failures"}
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "message"),
+    [
+        ("norm_history", "history", r"norm_history\.history has shape \(100, 16\)"),
+        ("records", "norms", r"records\.norms has shape \(100,\)"),
+        ("sampling", "projections", r"sampling\.projections has shape \(100,\)"),
+    ],
+)
+def test_a_policy_state_of_another_shape_is_refused(
+    part, key, message, rais_checkpoint, digits, tmp_path
+):
+    path, saved, params = rais_checkpoint
+    tampered = tmp_path / path.name
+    policy = {**saved["policy"], part: {**saved["policy"][part], key: torch.zeros(100)}}
+    if key == "history":
+        policy[part][key] = torch.zeros(100, 16, dtype=torch.float64)
+    torch.save({**saved, "policy": policy}, tampered)
+    model = RAISClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)])
+    with pytest.raises(ValueError, match=message) as error:
+        model.fit(*digits)
+    assert "another training set or other parameters" in str(error.value)
+
+
+def test_a_policy_state_without_its_documented_keys_is_refused(rais_checkpoint, digits, tmp_path):
+    path, saved, params = rais_checkpoint
+    gain = {**saved["policy"]["gain"]}
+    gain["_moments"] = gain.pop("moments")  # a private attribute name, as format 3 saved
+    torch.save({**saved, "policy": {**saved["policy"], "gain": gain}}, tmp_path / path.name)
+    model = RAISClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)])
+    with pytest.raises(ValueError, match=r"gain state holds \['_moments'"):
+        model.fit(*digits)

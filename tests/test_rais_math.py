@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import cvxpy as cp
 import numpy as np
@@ -35,6 +36,7 @@ from sk_reweight._rais._history import (
 from sk_reweight._rais._norms import GradientProbe, exact_gradients, logit_gradients
 from sk_reweight._rais._policy import REFRESH_INTERVAL, RAISPolicy
 from sk_reweight._rais._sampling import SamplingTable
+from sk_reweight._rais._sampling_state import SamplingState
 from sk_reweight._rais._uncertainty import (
     SOLVERS,
     SolverError,
@@ -331,11 +333,14 @@ def test_importance_weights_make_the_gradient_unbiased(batch_size):
     policy.begin_training(module, TensorDataset(X, y, sample_weight))
     policy._gain = GainRatioEstimator(0.01, batch_size, torch.device("cpu"))
     probabilities = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05])
+    # Sampling from p, with infinite outlier bounds (no outliers).
+    projections = torch.stack([probabilities, torch.ones(n)])
+    policy._sampling = SamplingState.of(torch.zeros(2, len(FEATURE_NAMES)), projections, math.inf)
+    assert torch.isinf(policy._sampling.bounds).all()
     expected_gradient = 0
     for batch in itertools.product(range(n), repeat=batch_size):
         indices = torch.tensor(batch)
         policy._batch_weights = 1.0 / (n * probabilities[indices])
-        policy._drawn_bounds = torch.full((batch_size,), torch.inf)  # no outliers
         chance = probabilities[indices].prod()
         expected_gradient = expected_gradient + chance * step_gradient(
             policy, module, X, y, sample_weight, indices

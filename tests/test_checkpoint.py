@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,10 @@ from sk_reweight import (
     TrainingCheckpoint,
     _checkpoint,
 )
-from sk_reweight._rais._history import FEATURE_NAMES
+from sk_reweight._rais._gain import GainRatioEstimator
+from sk_reweight._rais._history import FEATURE_NAMES, NormHistory, RecentRecords
+from sk_reweight._rais._solve_schedule import BackgroundSolves
+from sk_reweight._rais._uncertainty import SolverError, UncertaintySet
 
 from .test_training_options import CountEpochs
 
@@ -574,3 +577,62 @@ def test_a_policy_state_without_its_documented_keys_is_refused(rais_checkpoint, 
     model = RAISClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)])
     with pytest.raises(ValueError, match=r"gain state holds \['_moments'"):
         model.fit(*digits)
+
+
+def test_bookkeeping_states_round_trip_and_refuse_another_shape():
+    cpu = torch.device("cpu")
+    history = NormHistory(10, cpu)
+    history.record(torch.tensor([1, 3, 3]), torch.tensor([0.5, 2.0, 1.0]), torch.arange(3), 3)
+    restored = NormHistory(10, cpu)
+    restored.load_state_dict(history.state_dict())
+    for key, tensor in history.state_dict().items():
+        torch.testing.assert_close(getattr(restored, key), tensor, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"norm_history\.history has shape \(10, 16\)"):
+        NormHistory(11, cpu).load_state_dict(history.state_dict())
+
+    records = RecentRecords(4, len(FEATURE_NAMES), cpu)
+    records.add(torch.ones(6, len(FEATURE_NAMES)), torch.arange(6.0), torch.ones(6))
+    ring = RecentRecords(4, len(FEATURE_NAMES), cpu)
+    ring.load_state_dict(records.state_dict())
+    assert all(map(np.array_equal, ring.snapshot(), records.snapshot()))
+    ring.add(torch.zeros(1, len(FEATURE_NAMES)), torch.tensor([9.0]), torch.ones(1))
+    records.add(torch.zeros(1, len(FEATURE_NAMES)), torch.tensor([9.0]), torch.ones(1))
+    assert all(map(np.array_equal, ring.snapshot(), records.snapshot()))  # the same next slot
+    with pytest.raises(ValueError, match=r"records\.features has shape \(4, 12\)"):
+        RecentRecords(5, len(FEATURE_NAMES), cpu).load_state_dict(records.state_dict())
+
+    gain = GainRatioEstimator(0.1, 4, cpu)
+    gain.update(torch.rand(3, 4), torch.rand(3, 4) + 0.5, torch.rand(3))
+    again = GainRatioEstimator(0.1, 4, cpu)
+    again.load_state_dict(gain.state_dict())
+    assert again.read() == gain.read()
+    with pytest.raises(ValueError, match="minibatches of 4; this fit draws 8"):
+        GainRatioEstimator(0.1, 8, cpu).load_state_dict(gain.state_dict())
+
+
+def test_a_pending_solve_resumes_as_its_set_or_its_failure():
+    c, d = np.array([0.5, 0.25]), np.array([1.0, 0.0])
+    found = UncertaintySet(c, d, "optimal", 0.1, "newton", 3, fallback_reason="why")
+    restored = UncertaintySet.from_state_dict(found.state_dict())
+    assert vars(restored).keys() == vars(found).keys()
+    for key, value in vars(found).items():
+        np.testing.assert_array_equal(getattr(restored, key), value)
+    for outcome in (found, SolverError("no optimum")):
+        solves = BackgroundSolves(lambda: None, interval=2)
+        future: Future = Future()
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+        solves._pending, solves._submitted_at = future, 7
+        resumed = BackgroundSolves(lambda: None, interval=2)
+        resumed.load_state_dict(solves.state_dict())
+        assert resumed.submitted_at == 7
+        assert not resumed.due(8)
+        assert resumed.due(9)
+        collected = resumed.collect()
+        if isinstance(outcome, Exception):
+            with pytest.raises(SolverError, match="no optimum"):
+                collected.result()
+        else:
+            np.testing.assert_array_equal(collected.result().c, found.c)

@@ -40,6 +40,7 @@ from sk_reweight._rais._sampling_state import SamplingState
 from sk_reweight._rais._uncertainty import (
     SOLVERS,
     SolverError,
+    UncertaintySet,
     outlier_bound,
     outlier_scale,
     robust_scores,
@@ -265,6 +266,36 @@ def test_sampling_table_draws_follow_p_and_weights_are_inverse_probabilities():
     _, p_value = stats.chisquare(counts[:-1], probabilities[:-1] * len(draws))
     assert p_value > 1e-3
     np.testing.assert_allclose(table.weights[:-1].numpy(), 1 / (len(scores) * probabilities[:-1]))
+
+
+def test_sampling_state_is_the_closed_form_of_its_set_after_every_refresh():
+    """Refreshed rows only, the state equals the one built from scratch; the old one stays."""
+    generator = torch.Generator().manual_seed(0)
+    n, n_features, tau = 50, len(FEATURE_NAMES), 4.0
+    features = torch.rand(n, n_features, generator=generator)
+    found = UncertaintySet(
+        np.linspace(0.1, 1, n_features), np.linspace(1, 0, n_features), "optimal", 0.0, "newton", 1
+    )
+    state = SamplingState.from_set(found, features, tau)
+    before = state.projections.clone()
+    rows = torch.tensor([3, 7, 7, 20])
+    features[rows] = torch.rand(len(rows), n_features, generator=generator)
+    refreshed = state.refreshed(rows, features[rows])
+    torch.testing.assert_close(state.projections, before, rtol=0, atol=0)  # immutable
+    scratch = SamplingState.from_set(found, features, tau)
+    for key in ("coefficients", "projections", "bounds"):
+        torch.testing.assert_close(getattr(refreshed, key), getattr(scratch, key))
+    torch.testing.assert_close(refreshed.table.cumulative, scratch.table.cumulative)
+    c, d = (torch.as_tensor(v, dtype=torch.float32) for v in (found.c, found.d))
+    direct = robust_scores(features @ c, features @ d)
+    torch.testing.assert_close(refreshed.probabilities(), direct / direct.sum())
+    torch.testing.assert_close(refreshed.bounds, outlier_bound(features @ c, features @ d, tau))
+    with pytest.raises(AttributeError):
+        refreshed.projections = before  # frozen: present as a whole, or absent
+    saved = SamplingState.from_state_dict(refreshed.state_dict(), n, torch.device("cpu"), tau)
+    torch.testing.assert_close(saved.table.cumulative, refreshed.table.cumulative, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"sampling\.projections has shape \(2, 50\)"):
+        SamplingState.from_state_dict(refreshed.state_dict(), n + 1, torch.device("cpu"), tau)
 
 
 def test_nominal_batch_moment_is_unbiased_for_the_nominal_size():

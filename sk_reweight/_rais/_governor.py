@@ -123,6 +123,13 @@ class SamplingGovernor:
     gain_sum: float = 0.0
     last_prediction: float = math.nan
 
+    @classmethod
+    def for_fallback(cls, uniform_fallback: str | float | None) -> SamplingGovernor | None:
+        """The governor of RAIS's ``uniform_fallback``: ``None`` for ``None`` (switched off)."""
+        if uniform_fallback is None:
+            return None
+        return cls(None if uniform_fallback == "timed" else float(uniform_fallback))
+
     def record_uniform(self, seconds: float, steps: int, measured: bool) -> None:
         """Time uniform steps without bookkeeping.
 

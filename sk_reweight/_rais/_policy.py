@@ -7,7 +7,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,10 +15,11 @@ from torch import Tensor, nn
 
 from .._data import TensorDataset, largest_feature_scale
 from .._policies import TrainingStep
+from ._block import BlockDraws, BlockStep
+from ._epoch_record import EpochRecord
 from ._gain import GainRatioEstimator
 from ._governor import BlockClock, SamplingGovernor
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
-from ._norms import PerExampleGradients, batch_gradient_sq_norms
 from ._sampling import ImportanceSamplingPolicy
 from ._sampling_state import SamplingState
 from ._solve_schedule import BackgroundSolves
@@ -39,32 +39,6 @@ WAITING_FOR_FIRST_SOLVE = "uniform: waiting for |D| recorded draws before the fi
 
 UNIFORM_FALLBACKS = ("timed",)
 """The string option of ``uniform_fallback``; a number or ``None`` are the others."""
-
-
-@dataclass(frozen=True)
-class BlockStep:
-    """What a step leaves for the end of its bookkeeping block (all on the device).
-
-    Attributes
-    ----------
-    indices, norms : Tensor of shape (batch_size,)
-        The drawn examples and their gradient norms.
-    importance, scale : Tensor of shape (batch_size,) or None
-        Their weights :math:`1/(n p_i)` and outlier multipliers; ``None`` for
-        uniform draws.
-    gradients, coefficients
-        The per-example gradients in the norms' space and their loss
-        coefficients, as kept for the block's minibatch gradients
-        (:func:`~sk_reweight._rais._norms.batch_gradient_sq_norms`, for the
-        gain ratio).
-    """
-
-    indices: Tensor
-    norms: Tensor
-    importance: Tensor | None
-    scale: Tensor | None
-    gradients: PerExampleGradients
-    coefficients: Tensor
 
 
 class RAISPolicy(ImportanceSamplingPolicy):
@@ -96,22 +70,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
     told in one :class:`~sklearn.exceptions.ConvergenceWarning` at the end
     of training (``_solver_report``).
 
-    **Bookkeeping in blocks.** A step itself only draws from the block's
-    :class:`~sk_reweight._rais._sampling.SamplingTable`, measures the drawn
-    norms and caps the outliers against precomputed bounds. Steps 3 and 4
-    are done for ``refresh_interval`` steps at once
-    (:func:`~sk_reweight._rais._history.prepend_in_order`, block updates of
-    the gain estimator), at the end of every block and of every epoch,
-    together with the one read of the device (the gain ratio, and a check
-    that training has not diverged). The scores are kept as the two
-    projections :math:`\langle c, s_i\rangle, \langle d, s_i\rangle` of
-    every example, refreshed for the drawn rows only. Within a block
-    :math:`p` stays as it was at its start: sampling stays unbiased (the
-    weights are those of the :math:`p` actually used), only the freshest
-    norms of the block wait for its end. ``refresh_interval=1`` is the
-    paper's step-by-step algorithm; the default of 16 makes the bookkeeping
-    of a CPU step about 2.6 times cheaper (``docs/benchmarks.md``) and lets a
-    GPU run 16 steps ahead of the host.
+    **Bookkeeping in blocks** (``_block``). A step only draws from the
+    :class:`~sk_reweight._rais._sampling_state.SamplingState` of the set in
+    use (its table and outlier bounds) and measures the drawn norms; steps 3
+    and 4, the refresh of the drawn rows' scores and the one read of the
+    device are done every ``refresh_interval`` steps, at the end of each
+    block and of each epoch. ``refresh_interval=1`` is the paper's
+    step-by-step algorithm.
 
     **The speed governor.** Unless ``uniform_fallback`` is ``None``, a
     :class:`~sk_reweight._rais._governor.SamplingGovernor` predicts at the
@@ -181,27 +146,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._draws_with_features = 0
         self._solves: BackgroundSolves | None = None
         self.solver_report = SolverReport()
-        self.governor = (
-            None
-            if self.uniform_fallback is None
-            else SamplingGovernor(
-                None if self.uniform_fallback == "timed" else float(self.uniform_fallback)
-            )
-        )
+        self.governor = SamplingGovernor.for_fallback(self.uniform_fallback)
         self._bookkeeping = True  # False in the governor's uniform epochs
         self._clock = BlockClock(self.governor)
 
     def _reset_epoch_statistics(self) -> None:
         super()._reset_epoch_statistics()
-        self._outlier_scales: list[Tensor] = []
-        self._drawn = 0
-        self._solve_seconds = 0.0
-        self._solve_status = "none"
-        self._solve_count = 0
-        self._solver_fallbacks = 0
-        self._sampled_steps = 0
-        self._decision = "paper: importance sampling whenever (PT) has a set"
-        self._prediction: float | None = None
+        self._epoch = EpochRecord()
 
     def begin_training(self, module: nn.Module, dataset: TensorDataset) -> None:
         super().begin_training(module, dataset)
@@ -227,48 +178,29 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resumed fit needs to go on exactly, at the end of an epoch.
 
-        Tensors and plain values under fixed keys (checkpoint format 4),
-        besides those of :meth:`MinibatchPolicy.checkpoint_state
-        <sk_reweight._policies.MinibatchPolicy.checkpoint_state>`
-        (``n_samples``, ``samples_seen``, ``epochs_started``, ``generator``)
-        and of the importance-sampling base (``samples_equivalent``,
-        ``ratio``: the gain ratio in use, ``sampler``: the draws' generator):
+        Checkpoint format 4: tensors and plain values under fixed keys (the
+        schema, with dtypes, is in ``docs/saving.md``). Besides the base's
+        (``n_samples``, ``samples_seen``, ``epochs_started``, ``generator``,
+        ``samples_equivalent``, ``ratio``, ``sampler``), the ``state_dict()``
+        of each part, ``None`` where it is absent; ``n`` examples, ``|D|``
+        (PT) records, 12 features:
 
-        ``norm_history``
-            :meth:`NormHistory.state_dict
-            <sk_reweight._rais._history.NormHistory.state_dict>`: ``history``
-            (n, 16), ``counts`` (n,), ``features`` (n, 12).
-        ``records``
-            :meth:`RecentRecords.state_dict
-            <sk_reweight._rais._history.RecentRecords.state_dict>`, the (PT)
-            records: ``features`` (|D|, 12), ``norms``, ``weights`` (|D|,),
-            ``size``, ``next``.
-        ``gain``
-            ``None`` before the first epoch, else
-            :meth:`GainRatioEstimator.state_dict
-            <sk_reweight._rais._gain.GainRatioEstimator.state_dict>`:
-            ``batch_size``, ``moments`` (3,), ``level`` (), ``steps``.
-        ``solves``
-            ``None`` before the first epoch, else
-            :meth:`BackgroundSolves.state_dict
-            <sk_reweight._rais._solve_schedule.BackgroundSolves.state_dict>`:
-            ``submitted_at`` and the ``pending`` solve's outcome (waited for).
-        ``uncertainty_set``
-            ``None`` before the first (PT) solve, else
-            :meth:`UncertaintySet.state_dict
-            <sk_reweight._rais._uncertainty.UncertaintySet.state_dict>`.
-        ``sampling``
-            ``None`` while sampling is uniform, else
-            :meth:`SamplingState.state_dict
-            <sk_reweight._rais._sampling_state.SamplingState.state_dict>`:
-            ``coefficients`` (2, 12) and ``projections`` (2, n).
-        ``steps``, ``draws_with_features``
-            Steps with bookkeeping so far (the (PT) clock) and draws recorded
-            with features (the first solve waits for |D| of them).
-        ``governor``
-            ``None`` for ``uniform_fallback=None``, else
-            :meth:`SamplingGovernor.state_dict
-            <sk_reweight._rais._governor.SamplingGovernor.state_dict>`.
+        - ``norm_history``: ``history`` (n, 16), ``counts`` (n,), ``features`` (n, 12);
+        - ``records``: ``features`` (|D|, 12), ``norms`` and ``weights`` (|D|,), ``size``,
+          ``next``;
+        - ``gain`` (``None`` before the first epoch): ``batch_size``, ``moments`` (3,),
+          ``level`` (), ``steps``;
+        - ``solves`` (idem): ``submitted_at``, ``pending`` (``None``, ``{"set": ...}`` or
+          ``{"error": message}``; waited for);
+        - ``uncertainty_set`` (``None`` before the first (PT) solve): ``c`` and ``d`` (12,),
+          ``status``, ``solve_seconds``, ``solver``, ``iterations``, ``fallback_reason``;
+        - ``sampling`` (``None`` while sampling is uniform): ``coefficients`` (2, 12),
+          ``projections`` (2, n);
+        - ``steps`` (the (PT) clock), ``draws_with_features`` (the first solve waits for |D|);
+        - ``governor`` (``None`` for ``uniform_fallback=None``):
+          :meth:`~sk_reweight._rais._governor.SamplingGovernor.state_dict`.
+
+        A state of another shape or without these keys is refused by :meth:`resume`.
         """
         return {
             **super().checkpoint_state(),
@@ -318,7 +250,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             self._start(batch_size)
         self._clock.restart()
         if self.epochs_started == 0:
-            self._decision = "uniform: the first epoch fills the norm histories"
+            self._epoch.decision = "uniform: the first epoch fills the norm histories"
             yield from self._uniform_batches(batch_size)
         elif self.governor is not None and not self.governor.sampling:
             self._bookkeeping = False
@@ -330,10 +262,10 @@ class RAISPolicy(ImportanceSamplingPolicy):
         else:
             yield from self._importance_sampled_batches(batch_size)
         self._end_block()
-        if self.governor is not None and (self._sampled_steps or not self.governor.sampling):
-            self._decision = self.governor.end_epoch()
+        if self.governor is not None and (self._epoch.sampled_steps or not self.governor.sampling):
+            self._epoch.decision = self.governor.end_epoch()
             prediction = self.governor.last_prediction
-            self._prediction = None if math.isnan(prediction) else prediction
+            self._epoch.prediction = None if math.isnan(prediction) else prediction
 
     def step_ratio(self) -> float:
         return self._ratio if self._bookkeeping else 1.0
@@ -365,13 +297,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
             self._update_uncertainty_set()
             if self._sampling is None:
                 self._batch_weights = None
-                self._decision = WAITING_FOR_FIRST_SOLVE
+                self._epoch.decision = WAITING_FOR_FIRST_SOLVE
                 indices = torch.randint(
                     self.n_samples, (n_drawn,), generator=self.sampler, device=self.device
                 )
             else:
                 indices = self._draw(self._sampling.table, n_drawn)
-                self._sampled_steps += 1
+                self._epoch.sampled_steps += 1
             yield indices
             self._advance(n_drawn)
 
@@ -394,7 +326,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
 
     def _measured_loss_weights(self, step: TrainingStep) -> Tensor | None:
         indices = step.indices
-        self._drawn += len(indices)
+        self._epoch.drawn += len(indices)
         relative_weight = self._relative_weight(indices)
         gradients = self.probe.gradients(step.inputs, step.logits, step.targets)
         norms = gradients.norms
@@ -402,22 +334,15 @@ class RAISPolicy(ImportanceSamplingPolicy):
             norms = norms * relative_weight
         importance = self._batch_weights
         if importance is None:  # uniform draws: the engine's plain weighted mean
-            if relative_weight is None:
-                coefficients = torch.full_like(norms, 1.0 / len(norms))
-            else:
-                coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
-            self._block.append(
-                BlockStep(indices, norms, None, None, *gradients.kept(coefficients))
-            )
+            self._block.append(BlockStep.uniform(indices, norms, gradients, relative_weight))
             return None
         # The minibatch was drawn from self._sampling, which changes only between steps.
         scale = outlier_scale(norms, self._sampling.bounds.index_select(0, indices))
         multipliers = importance * scale
-        coefficients = multipliers / len(norms)
-        if relative_weight is not None:
-            coefficients = coefficients * relative_weight
         self._block.append(
-            BlockStep(indices, norms, importance, scale, *gradients.kept(coefficients))
+            BlockStep.sampled(
+                indices, norms, importance, scale, multipliers, gradients, relative_weight
+            )
         )
         return self._unbiased(multipliers, relative_weight)
 
@@ -439,30 +364,23 @@ class RAISPolicy(ImportanceSamplingPolicy):
         of a block but its last have the same size.
         """
         if block:
-            examples = torch.cat([step.indices for step in block])
-            norms = torch.cat([step.norms for step in block])
-            uniform = block[0].importance is None  # a block is all uniform or all sampled
-            importance = (
-                torch.ones_like(norms) if uniform else torch.cat([s.importance for s in block])
-            )
+            draws = BlockDraws.of(block)
             self.records.add(
-                self.norm_history.features.index_select(0, examples), norms, importance
+                self.norm_history.features.index_select(0, draws.examples),
+                draws.norms,
+                draws.importance,
             )
-            size = len(block[0].indices)
-            steps = torch.arange(len(examples), device=examples.device).div_(
-                size, rounding_mode="floor"
+            rows, features = self.norm_history.record(
+                draws.examples, draws.norms, draws.minibatches, draws.n_minibatches
             )
-            rows, features = self.norm_history.record(examples, norms, steps, len(block))
             if self._sampling is not None:
                 self._sampling = self._sampling.refreshed(rows, features)
-            if not uniform:
-                scales = torch.cat([step.scale for step in block])
-                self._outlier_scales.append(scales)
-                norms = norms * scales  # the gain sees the capped norms the step used
-            squared_norms = batch_gradient_sq_norms(
-                [step.gradients for step in block], [step.coefficients for step in block]
+            if draws.scales is not None:
+                self._epoch.outlier_scales.append(draws.scales)
+            # The gain sees the capped norms the steps used.
+            self._gain.update_in_order(
+                draws.capped_norms, draws.importance, draws.batch_gradient_sq_norms, draws.size
             )
-            self._gain.update_in_order(norms, importance, squared_norms, size)
         ratio, finite = self._gain.read()
         if not finite:
             raise FloatingPointError(DIVERGENCE_MESSAGE.format(epoch=self.epochs_started))
@@ -511,14 +429,11 @@ class RAISPolicy(ImportanceSamplingPolicy):
             result = finished.result()
         except (SolverError, ValueError, ArithmeticError) as exc:
             self.solver_report.record_failure(str(exc))  # told at the end of training
-            self._solve_status = "failed"
+            self._epoch.solve_status = "failed"
             return
         self.solver_report.record_set(result.fallback_reason)
         self.uncertainty_set = result
-        self._solve_seconds += result.solve_seconds
-        self._solve_status = result.status
-        self._solve_count += 1
-        self._solver_fallbacks += result.fallback_reason is not None
+        self._epoch.record_set(result)
         self._sampling = SamplingState.from_set(
             result, self.norm_history.features, self.outlier_threshold
         )
@@ -534,18 +449,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
     # ----------------------------------------------------------- statistics
 
     def epoch_statistics(self) -> dict[str, float | str]:
-        scales = self._outlier_scales
-        outliers = int((torch.cat(scales) < 1).sum()) if scales else 0
-        statistics = {
-            "solve_seconds": self._solve_seconds,
-            "solve_status": self._solve_status,
-            "solves": self._solve_count,
-            "solver_fallbacks": self._solver_fallbacks,
-            "outlier_fraction": outliers / max(self._drawn, 1),
-            "sampling": "importance" if self._sampled_steps else "uniform",
-            "sampling_decision": self._decision,
-            "predicted_speedup": self._prediction,
-        }
+        statistics = self._epoch.statistics()  # before the base resets the epoch's record
         return {**super().epoch_statistics(), **statistics}
 
 

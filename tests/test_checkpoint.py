@@ -181,6 +181,29 @@ def test_crashed_rais_fit_resumes_exactly_with_its_histories_and_uncertainty_set
         np.testing.assert_array_equal(resumed.uncertainty_set_.c, reference.uncertainty_set_.c)
 
 
+def test_a_resumed_rais_fit_tells_its_governor_every_block_as_the_uninterrupted_one(
+    digits, tmp_path
+):
+    """The fit's first block is the governor's warm-up; a resumed fit has none.
+
+    With |D| = 1500 no solve is due at the first step of the resumed epoch,
+    so its first block is a sampled one: were it taken for warm-up, the
+    governor's predicted speed-up (and, at a margin, its decision) would differ.
+    """
+    X, y = digits
+    params = {**QUICK, "max_epochs": 6, "history_size": 1500, "batch_size": 32}
+    params["uniform_fallback"] = 1.0  # an assumed cost: decisions are reproducible
+    reference = RAISClassifier(**params).fit(X, y)
+    checkpoint = TrainingCheckpoint(tmp_path)
+    with pytest.raises(RuntimeError, match="crash"):
+        RAISClassifier(**params, callbacks=[checkpoint, FailsAtEpoch(3)]).fit(X, y)
+    resumed = RAISClassifier(**params, callbacks=[checkpoint]).fit(X, y)
+    predicted = reference.history_[:, "predicted_speedup"]
+    assert predicted[3] is not None  # a decision after the resumed epoch
+    assert resumed.history_[:, "predicted_speedup"] == predicted
+    assert resumed.history_[:, "sampling_decision"] == reference.history_[:, "sampling_decision"]
+
+
 def test_checkpoints_are_written_atomically(digits, tmp_path, monkeypatch):
     X, y = digits
     checkpoint = TrainingCheckpoint(tmp_path)

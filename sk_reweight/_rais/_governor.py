@@ -233,8 +233,8 @@ class BlockClock:
     timed whole; a uniform block's time less its bookkeeping (the time of
     :meth:`bookkeeping` calls and of the refresh, on the host) estimates the
     cost of uniform SGD's steps. The fit's first block is warm-up and not
-    told. A governor's uniform epoch, without bookkeeping, is timed whole
-    (:meth:`end_uniform_epoch`).
+    told (a resumed fit has none: :meth:`resume`). A governor's uniform
+    epoch, without bookkeeping, is timed whole (:meth:`end_uniform_epoch`).
 
     Parameters
     ----------
@@ -251,6 +251,14 @@ class BlockClock:
     def restart(self) -> None:
         """A block starts now: at the start of an epoch."""
         self._block_start = time.perf_counter()
+
+    def resume(self) -> None:
+        """Continue a fit resumed from a checkpoint, past its first block: none is warm-up.
+
+        The uninterrupted fit tells the governor every block after its first,
+        so the resumed one must too, or its decisions would differ.
+        """
+        self.blocks = max(self.blocks, 1)
 
     def bookkeeping(self, work: Callable[..., Result], *args: Any) -> Result:
         """``work(*args)``, its time counted as bookkeeping of the current block."""

@@ -227,6 +227,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self._draws_with_features = state["draws_with_features"]
         if state["governor"] is not None and self.governor is not None:
             self.governor.load_state_dict(state["governor"])
+            self._clock.resume()
         if state["uncertainty_set"] is not None:
             self.uncertainty_set = UncertaintySet.from_state_dict(state["uncertainty_set"])
         if state["sampling"] is not None:

@@ -35,6 +35,7 @@ from sk_reweight import (
 from sk_reweight._rais._gain import GainRatioEstimator
 from sk_reweight._rais._history import FEATURE_NAMES, NormHistory, RecentRecords
 from sk_reweight._rais._solve_schedule import BackgroundSolves
+from sk_reweight._rais._solver_report import SolverReport
 from sk_reweight._rais._uncertainty import SolverError, UncertaintySet
 
 from .test_training_options import CountEpochs
@@ -524,7 +525,7 @@ RAIS_POLICY_KEYS = {
     "n_samples", "samples_seen", "epochs_started", "generator",  # every policy
     "samples_equivalent", "ratio", "sampler",  # importance sampling
     "norm_history", "records", "gain", "solves", "uncertainty_set", "sampling", "steps",
-    "draws_with_features", "governor",
+    "draws_with_features", "governor", "solver_report",
 }  # fmt: skip
 """The keys of RAISPolicy.checkpoint_state, as its docstring and docs/saving.md list them."""
 
@@ -567,6 +568,7 @@ def test_rais_checkpoint_has_the_documented_schema(rais_checkpoint, digits):
         "c", "d", "status", "solve_seconds", "solver", "iterations", "fallback_reason",
     }  # fmt: skip
     assert set(policy["governor"]) >= {"sampling", "wait", "failures"}
+    assert policy["solver_report"]["solves"] > 0
 
 
 @pytest.mark.parametrize(
@@ -631,6 +633,13 @@ def test_bookkeeping_states_round_trip_and_refuse_another_shape():
     assert again.read() == gain.read()
     with pytest.raises(ValueError, match="minibatches of 4; this fit draws 8"):
         GainRatioEstimator(0.1, 8, cpu).load_state_dict(gain.state_dict())
+
+    report = SolverReport()
+    report.record_set("uncertified")
+    report.record_failure("no optimum")
+    resumed_report = SolverReport()
+    resumed_report.load_state_dict(report.state_dict())
+    assert resumed_report == report
 
 
 def test_a_pending_solve_resumes_as_its_set_or_its_failure():

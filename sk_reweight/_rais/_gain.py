@@ -64,6 +64,9 @@ def exact_gain_ratio(
     return expected_squared_norm(norms, uniform, mean_gradient_sq_norm, batch_size) / sampled
 
 
+GAIN_STATE_KEYS = ("batch_size", "moments", "level", "steps")
+"""The keys of :meth:`GainRatioEstimator.state_dict`."""
+
 LEVEL_SPEEDUP = 10
 """How much faster than the moments the level of :math:`c` that normalises them forgets."""
 
@@ -264,7 +267,7 @@ class GainRatioEstimator:
 
     def load_state_dict(self, state: Any) -> None:
         """Continue from :meth:`state_dict`; a :class:`ValueError` for another ``batch_size``."""
-        state = checked_keys(state, ("batch_size", "moments", "level", "steps"), "gain")
+        state = checked_keys(state, GAIN_STATE_KEYS, "gain")
         if state["batch_size"] != self.batch_size:
             raise ValueError(
                 f"the checkpoint's gain estimate is for minibatches of {state['batch_size']!r}; "

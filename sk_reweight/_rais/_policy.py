@@ -17,13 +17,14 @@ from .._data import TensorDataset, largest_feature_scale
 from .._policies import TrainingStep
 from ._block import BlockDraws, BlockStep
 from ._epoch_record import EpochRecord
-from ._gain import GainRatioEstimator
+from ._gain import GAIN_STATE_KEYS, GainRatioEstimator
 from ._governor import BlockClock, SamplingGovernor
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
 from ._sampling import ImportanceSamplingPolicy
 from ._sampling_state import SamplingState
 from ._solve_schedule import BackgroundSolves
 from ._solver_report import SolverReport, solver_message
+from ._state_dict import checked_keys
 from ._uncertainty import SolverError, UncertaintySet, outlier_scale, solve_uncertainty_set
 
 DIVERGENCE_MESSAGE = (
@@ -198,7 +199,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
           ``projections`` (2, n);
         - ``steps`` (the (PT) clock), ``draws_with_features`` (the first solve waits for |D|);
         - ``governor`` (``None`` for ``uniform_fallback=None``):
-          :meth:`~sk_reweight._rais._governor.SamplingGovernor.state_dict`.
+          :meth:`~sk_reweight._rais._governor.SamplingGovernor.state_dict`;
+        - ``solver_report``: ``solves``, ``fallbacks``, ``failures`` and the first reasons.
 
         A state of another shape or without these keys is refused by :meth:`resume`.
         """
@@ -213,6 +215,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
             "steps": self._steps,
             "draws_with_features": self._draws_with_features,
             "governor": _state_dict(self.governor),
+            "solver_report": self.solver_report.state_dict(),
         }
 
     def resume(self, state: dict[str, Any]) -> None:
@@ -220,11 +223,12 @@ class RAISPolicy(ImportanceSamplingPolicy):
         self.norm_history.load_state_dict(state["norm_history"])
         self.records.load_state_dict(state["records"])
         if state["gain"] is not None:
-            self._start(state["gain"]["batch_size"])
+            self._start(checked_keys(state["gain"], GAIN_STATE_KEYS, "gain")["batch_size"])
             self._gain.load_state_dict(state["gain"])
             self._solves.load_state_dict(state["solves"])
         self._steps = state["steps"]
         self._draws_with_features = state["draws_with_features"]
+        self.solver_report.load_state_dict(state["solver_report"])
         if state["governor"] is not None and self.governor is not None:
             self.governor.load_state_dict(state["governor"])
             self._clock.resume()

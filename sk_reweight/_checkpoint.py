@@ -22,8 +22,19 @@ from torch import nn
 from ._convergence import StoppingRule
 from ._fit_context import RunningFit, owns_global_generator, running_fit
 
-CHECKPOINT_FORMAT = 3
-"""Version of the checkpoints' contents (3: with the stopping rule's state)."""
+CHECKPOINT_FORMAT = 4
+"""Version of the checkpoints' contents.
+
+A checkpoint is a dictionary of tensors and plain values: ``format``,
+``fingerprint`` (JSON), ``epochs``, ``module`` and ``optimizer`` (state
+dicts), ``history`` (JSON), ``policy`` (the policy's ``checkpoint_state``:
+for RAIS the schema documented in
+:meth:`~sk_reweight._rais._policy.RAISPolicy.checkpoint_state`),
+``augmentation_rng``, ``generators``, ``torch_rng``, ``cuda_rng`` and
+``early_stopping``. 4: the policy's bookkeeping under fixed, documented keys
+(3 saved RAIS's private attribute names; 2 lacked the stopping rule's state).
+Another format is refused (:meth:`TrainingCheckpoint._read`).
+"""
 
 NOT_FINGERPRINTED = frozenset({"callbacks", "device", "verbose"})
 """Parameters that do not choose a fit's checkpoint: they do not change what is trained
@@ -333,10 +344,12 @@ class TrainingCheckpoint(Callback):
                 "away, to train this fit from scratch."
             ) from None
         if state["format"] != CHECKPOINT_FORMAT:
+            older = isinstance(state["format"], int) and state["format"] < CHECKPOINT_FORMAT
             raise ValueError(
-                f"the checkpoint {self.path_} was written by another version of sk_reweight "
-                f"(format {state['format']!r}, this version reads {CHECKPOINT_FORMAT}); delete "
-                "it to train this fit from scratch."
+                f"the checkpoint {self.path_} was written by {'an older' if older else 'another'} "
+                f"version of sk_reweight (checkpoint format {state['format']!r}; this version "
+                f"reads format {CHECKPOINT_FORMAT} only) and cannot be resumed. Delete it to "
+                "train this fit from scratch."
             )
         saved = json.loads(state["fingerprint"])
         if saved != self._fingerprint:

@@ -167,10 +167,11 @@ class InfoBatchPolicy(MinibatchPolicy):
         self.scores = self.epoch_weights = self.sample_weight = None
 
     def checkpoint_state(self) -> dict[str, Any]:
+        """The base's keys and ``scores``, (n,) float32: each example's latest loss."""
         return {**super().checkpoint_state(), "scores": self.scores.cpu()}
 
     def resume(self, state: dict[str, Any]) -> None:
-        super().resume(state)
+        super().resume(state)  # refuses another n
         self.scores.copy_(state["scores"])
 
     @property

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,11 @@ from sk_reweight import (
     TrainingCheckpoint,
     _checkpoint,
 )
+from sk_reweight._rais._gain import GainRatioEstimator
+from sk_reweight._rais._history import FEATURE_NAMES, NormHistory, RecentRecords
+from sk_reweight._rais._solve_schedule import BackgroundSolves
+from sk_reweight._rais._solver_report import SolverReport
+from sk_reweight._rais._uncertainty import SolverError, UncertaintySet
 
 from .test_training_options import CountEpochs
 
@@ -175,6 +180,29 @@ def test_crashed_rais_fit_resumes_exactly_with_its_histories_and_uncertainty_set
     )
     if not oracle:
         np.testing.assert_array_equal(resumed.uncertainty_set_.c, reference.uncertainty_set_.c)
+
+
+def test_a_resumed_rais_fit_tells_its_governor_every_block_as_the_uninterrupted_one(
+    digits, tmp_path
+):
+    """The fit's first block is the governor's warm-up; a resumed fit has none.
+
+    With |D| = 1500 no solve is due at the first step of the resumed epoch,
+    so its first block is a sampled one: were it taken for warm-up, the
+    governor's predicted speed-up (and, at a margin, its decision) would differ.
+    """
+    X, y = digits
+    params = {**QUICK, "max_epochs": 6, "history_size": 1500, "batch_size": 32}
+    params["uniform_fallback"] = 1.0  # an assumed cost: decisions are reproducible
+    reference = RAISClassifier(**params).fit(X, y)
+    checkpoint = TrainingCheckpoint(tmp_path)
+    with pytest.raises(RuntimeError, match="crash"):
+        RAISClassifier(**params, callbacks=[checkpoint, FailsAtEpoch(3)]).fit(X, y)
+    resumed = RAISClassifier(**params, callbacks=[checkpoint]).fit(X, y)
+    predicted = reference.history_[:, "predicted_speedup"]
+    assert predicted[3] is not None  # a decision after the resumed epoch
+    assert resumed.history_[:, "predicted_speedup"] == predicted
+    assert resumed.history_[:, "sampling_decision"] == reference.history_[:, "sampling_decision"]
 
 
 def test_checkpoints_are_written_atomically(digits, tmp_path, monkeypatch):
@@ -470,3 +498,173 @@ def test_checkpoint_holds_only_tensors_and_plain_values(digits, tmp_path):
     saved = torch.load(only_checkpoint(tmp_path), weights_only=True)  # refuses anything else
     assert saved["epochs"] == 2
     assert saved["early_stopping"][0]["best_model_weights_"] is not None
+
+
+# ------------------------------------------------ the policy's part: a documented schema
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_saying_so(digits, tmp_path):
+    X, y = digits
+    model = ERMClassifier(**QUICK, max_epochs=1, callbacks=[TrainingCheckpoint(tmp_path)])
+    model.fit(X, y)
+    path = only_checkpoint(tmp_path)
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == _checkpoint.CHECKPOINT_FORMAT == 4
+    torch.save({**state, "format": 3}, path)
+    older = r"an older version .*format 3; .*reads format 4"
+    with pytest.raises(ValueError, match=older) as error:
+        model.fit(X, y)
+    assert str(path) in str(error.value)
+    assert "Delete it" in str(error.value)
+    torch.save({**state, "format": 5}, path)
+    with pytest.raises(ValueError, match=r"another version .*format 5"):
+        model.fit(X, y)
+
+
+RAIS_POLICY_KEYS = {
+    "n_samples", "samples_seen", "epochs_started", "generator",  # every policy
+    "samples_equivalent", "ratio", "sampler",  # importance sampling
+    "norm_history", "records", "gain", "solves", "uncertainty_set", "sampling", "steps",
+    "draws_with_features", "governor", "solver_report",
+}  # fmt: skip
+"""The keys of RAISPolicy.checkpoint_state, as its docstring and docs/saving.md list them."""
+
+
+@pytest.fixture(scope="module")
+def rais_checkpoint(digits, tmp_path_factory):
+    """A RAIS checkpoint past the first (PT) solve, with a solve in flight, and its fit."""
+    X, y = digits
+    directory = tmp_path_factory.mktemp("rais")
+    params = {**QUICK, "max_epochs": 3, "history_size": 256, "uniform_fallback": 1.2}
+    RAISClassifier(**params, callbacks=[TrainingCheckpoint(directory)]).fit(X, y)
+    path = only_checkpoint(directory)
+    return path, torch.load(path, weights_only=True), params
+
+
+def test_rais_checkpoint_has_the_documented_schema(rais_checkpoint, digits):
+    _, saved, params = rais_checkpoint
+    policy = saved["policy"]
+    assert set(policy) == RAIS_POLICY_KEYS
+    n, n_features, capacity = len(digits[1]), len(FEATURE_NAMES), params["history_size"]
+    shapes = {
+        ("norm_history", "history"): (n, 16),
+        ("norm_history", "counts"): (n,),
+        ("norm_history", "features"): (n, n_features),
+        ("records", "features"): (capacity, n_features),
+        ("records", "norms"): (capacity,),
+        ("records", "weights"): (capacity,),
+        ("gain", "moments"): (3,),
+        ("gain", "level"): (),
+        ("sampling", "coefficients"): (2, n_features),
+        ("sampling", "projections"): (2, n),
+    }
+    for (part, key), shape in shapes.items():
+        assert tuple(policy[part][key].shape) == shape, (part, key)
+    assert set(policy["records"]) == {"features", "norms", "weights", "size", "next"}
+    assert set(policy["gain"]) == {"batch_size", "moments", "level", "steps"}
+    assert set(policy["solves"]) == {"submitted_at", "pending"}
+    assert set(policy["solves"]["pending"]) == {"set"}
+    assert set(policy["uncertainty_set"]) == {
+        "c", "d", "status", "solve_seconds", "solver", "iterations", "fallback_reason",
+    }  # fmt: skip
+    assert set(policy["governor"]) >= {"sampling", "wait", "failures"}
+    assert policy["solver_report"]["solves"] > 0
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "message"),
+    [
+        ("norm_history", "history", r"norm_history\.history has shape \(100, 16\)"),
+        ("records", "norms", r"records\.norms has shape \(100,\)"),
+        ("sampling", "projections", r"sampling\.projections has shape \(100,\)"),
+    ],
+)
+def test_a_policy_state_of_another_shape_is_refused(
+    part, key, message, rais_checkpoint, digits, tmp_path
+):
+    path, saved, params = rais_checkpoint
+    tampered = tmp_path / path.name
+    policy = {**saved["policy"], part: {**saved["policy"][part], key: torch.zeros(100)}}
+    if key == "history":
+        policy[part][key] = torch.zeros(100, 16, dtype=torch.float64)
+    torch.save({**saved, "policy": policy}, tampered)
+    model = RAISClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)])
+    with pytest.raises(ValueError, match=message) as error:
+        model.fit(*digits)
+    assert "another training set or other parameters" in str(error.value)
+
+
+def test_a_policy_state_without_its_documented_keys_is_refused(rais_checkpoint, digits, tmp_path):
+    path, saved, params = rais_checkpoint
+    gain = {**saved["policy"]["gain"]}
+    gain["_moments"] = gain.pop("moments")  # a private attribute name, as format 3 saved
+    torch.save({**saved, "policy": {**saved["policy"], "gain": gain}}, tmp_path / path.name)
+    model = RAISClassifier(**params, callbacks=[TrainingCheckpoint(tmp_path)])
+    with pytest.raises(ValueError, match=r"gain state holds \['_moments'"):
+        model.fit(*digits)
+
+
+def test_bookkeeping_states_round_trip_and_refuse_another_shape():
+    cpu = torch.device("cpu")
+    history = NormHistory(10, cpu)
+    history.record(torch.tensor([1, 3, 3]), torch.tensor([0.5, 2.0, 1.0]), torch.arange(3), 3)
+    restored = NormHistory(10, cpu)
+    restored.load_state_dict(history.state_dict())
+    for key, tensor in history.state_dict().items():
+        torch.testing.assert_close(getattr(restored, key), tensor, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"norm_history\.history has shape \(10, 16\)"):
+        NormHistory(11, cpu).load_state_dict(history.state_dict())
+
+    records = RecentRecords(4, len(FEATURE_NAMES), cpu)
+    records.add(torch.ones(6, len(FEATURE_NAMES)), torch.arange(6.0), torch.ones(6))
+    ring = RecentRecords(4, len(FEATURE_NAMES), cpu)
+    ring.load_state_dict(records.state_dict())
+    assert all(map(np.array_equal, ring.snapshot(), records.snapshot()))
+    ring.add(torch.zeros(1, len(FEATURE_NAMES)), torch.tensor([9.0]), torch.ones(1))
+    records.add(torch.zeros(1, len(FEATURE_NAMES)), torch.tensor([9.0]), torch.ones(1))
+    assert all(map(np.array_equal, ring.snapshot(), records.snapshot()))  # the same next slot
+    with pytest.raises(ValueError, match=r"records\.features has shape \(4, 12\)"):
+        RecentRecords(5, len(FEATURE_NAMES), cpu).load_state_dict(records.state_dict())
+
+    gain = GainRatioEstimator(0.1, 4, cpu)
+    gain.update(torch.rand(3, 4), torch.rand(3, 4) + 0.5, torch.rand(3))
+    again = GainRatioEstimator(0.1, 4, cpu)
+    again.load_state_dict(gain.state_dict())
+    assert again.read() == gain.read()
+    with pytest.raises(ValueError, match="minibatches of 4; this fit draws 8"):
+        GainRatioEstimator(0.1, 8, cpu).load_state_dict(gain.state_dict())
+
+    report = SolverReport()
+    report.record_set("uncertified")
+    report.record_failure("no optimum")
+    resumed_report = SolverReport()
+    resumed_report.load_state_dict(report.state_dict())
+    assert resumed_report == report
+
+
+def test_a_pending_solve_resumes_as_its_set_or_its_failure():
+    c, d = np.array([0.5, 0.25]), np.array([1.0, 0.0])
+    found = UncertaintySet(c, d, "optimal", 0.1, "newton", 3, fallback_reason="why")
+    restored = UncertaintySet.from_state_dict(found.state_dict())
+    assert vars(restored).keys() == vars(found).keys()
+    for key, value in vars(found).items():
+        np.testing.assert_array_equal(getattr(restored, key), value)
+    for outcome in (found, SolverError("no optimum")):
+        solves = BackgroundSolves(lambda: None, interval=2)
+        future: Future = Future()
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+        solves._pending, solves._submitted_at = future, 7
+        resumed = BackgroundSolves(lambda: None, interval=2)
+        resumed.load_state_dict(solves.state_dict())
+        assert resumed.submitted_at == 7
+        assert not resumed.due(8)
+        assert resumed.due(9)
+        collected = resumed.collect()
+        if isinstance(outcome, Exception):
+            with pytest.raises(SolverError, match="no optimum"):
+                collected.result()
+        else:
+            np.testing.assert_array_equal(collected.result().c, found.c)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from sk_reweight._rais._governor import (
     MAX_WAIT,
     MIN_TIMED_SECONDS,
     MIN_TIMED_STEPS,
+    BlockClock,
     SamplingGovernor,
     predicted_speedup,
 )
@@ -123,9 +125,39 @@ def test_governor_state_round_trips():
     governor = SamplingGovernor()
     governor.record_uniform(STEPS * 0.01, STEPS, measured=False)
     sampled_epoch(governor, gain=1.0, step_seconds=0.02)
-    restored = SamplingGovernor.from_state(governor.state())
+    state = governor.state_dict()
+    assert set(state) == {
+        "sampling", "wait", "failures", "uniform", "uniform_measured", "sampled", "gain_sum",
+        "last_prediction",
+    }  # fmt: skip
+    restored = SamplingGovernor()
+    restored.load_state_dict(state)
     assert restored == governor
     assert uniform_epoch(restored, 0.01) == uniform_epoch(governor, 0.01)
+    with pytest.raises(ValueError, match=r"governor\.sampled state"):
+        restored.load_state_dict({**state, "sampled": {"seconds": 1.0}})
+
+
+def test_block_clock_tells_blocks_after_the_first_and_uniform_ones_less_bookkeeping():
+    governor = SamplingGovernor()
+    clock = BlockClock(governor)
+    clock.end_block(16, False, 16.0, time.perf_counter())  # warm-up: not told
+    assert governor.uniform.steps == 0
+    start = time.perf_counter()
+    clock.bookkeeping(time.sleep, 0.02)
+    time.sleep(0.01)
+    clock.end_block(16, False, 16.0, time.perf_counter())
+    block = time.perf_counter() - start
+    assert governor.uniform.steps == 16
+    # The block's time less its bookkeeping: at least the 10 ms slept outside it.
+    assert 0.009 < governor.uniform.seconds <= block - 0.02
+    clock.bookkeeping(time.sleep, 0.02)
+    clock.end_block(8, True, 12.0, time.perf_counter())  # importance-sampled: timed whole
+    assert governor.sampled.steps == 8
+    assert governor.gain_sum == 12.0
+    assert governor.sampled.seconds >= 0.02
+    clock.end_block(0, True, 0.0, time.perf_counter())  # an empty block tells nothing
+    assert governor.sampled.steps == 8
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import cvxpy as cp
 import numpy as np
@@ -35,9 +36,11 @@ from sk_reweight._rais._history import (
 from sk_reweight._rais._norms import GradientProbe, exact_gradients, logit_gradients
 from sk_reweight._rais._policy import REFRESH_INTERVAL, RAISPolicy
 from sk_reweight._rais._sampling import SamplingTable
+from sk_reweight._rais._sampling_state import SamplingState
 from sk_reweight._rais._uncertainty import (
     SOLVERS,
     SolverError,
+    UncertaintySet,
     outlier_bound,
     outlier_scale,
     robust_scores,
@@ -265,6 +268,36 @@ def test_sampling_table_draws_follow_p_and_weights_are_inverse_probabilities():
     np.testing.assert_allclose(table.weights[:-1].numpy(), 1 / (len(scores) * probabilities[:-1]))
 
 
+def test_sampling_state_is_the_closed_form_of_its_set_after_every_refresh():
+    """Refreshed rows only, the state equals the one built from scratch; the old one stays."""
+    generator = torch.Generator().manual_seed(0)
+    n, n_features, tau = 50, len(FEATURE_NAMES), 4.0
+    features = torch.rand(n, n_features, generator=generator)
+    found = UncertaintySet(
+        np.linspace(0.1, 1, n_features), np.linspace(1, 0, n_features), "optimal", 0.0, "newton", 1
+    )
+    state = SamplingState.from_set(found, features, tau)
+    before = state.projections.clone()
+    rows = torch.tensor([3, 7, 7, 20])
+    features[rows] = torch.rand(len(rows), n_features, generator=generator)
+    refreshed = state.refreshed(rows, features[rows])
+    torch.testing.assert_close(state.projections, before, rtol=0, atol=0)  # immutable
+    scratch = SamplingState.from_set(found, features, tau)
+    for key in ("coefficients", "projections", "bounds"):
+        torch.testing.assert_close(getattr(refreshed, key), getattr(scratch, key))
+    torch.testing.assert_close(refreshed.table.cumulative, scratch.table.cumulative)
+    c, d = (torch.as_tensor(v, dtype=torch.float32) for v in (found.c, found.d))
+    direct = robust_scores(features @ c, features @ d)
+    torch.testing.assert_close(refreshed.probabilities(), direct / direct.sum())
+    torch.testing.assert_close(refreshed.bounds, outlier_bound(features @ c, features @ d, tau))
+    with pytest.raises(AttributeError):
+        refreshed.projections = before  # frozen: present as a whole, or absent
+    saved = SamplingState.from_state_dict(refreshed.state_dict(), n, torch.device("cpu"), tau)
+    torch.testing.assert_close(saved.table.cumulative, refreshed.table.cumulative, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"sampling\.projections has shape \(2, 50\)"):
+        SamplingState.from_state_dict(refreshed.state_dict(), n + 1, torch.device("cpu"), tau)
+
+
 def test_nominal_batch_moment_is_unbiased_for_the_nominal_size():
     """Exact expectation over all minibatches of 2 (with replacement) against eq. 5 for M = 5."""
     generator = torch.Generator().manual_seed(3)
@@ -331,11 +364,14 @@ def test_importance_weights_make_the_gradient_unbiased(batch_size):
     policy.begin_training(module, TensorDataset(X, y, sample_weight))
     policy._gain = GainRatioEstimator(0.01, batch_size, torch.device("cpu"))
     probabilities = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05])
+    # Sampling from p, with infinite outlier bounds (no outliers).
+    projections = torch.stack([probabilities, torch.ones(n)])
+    policy._sampling = SamplingState.of(torch.zeros(2, len(FEATURE_NAMES)), projections, math.inf)
+    assert torch.isinf(policy._sampling.bounds).all()
     expected_gradient = 0
     for batch in itertools.product(range(n), repeat=batch_size):
         indices = torch.tensor(batch)
         policy._batch_weights = 1.0 / (n * probabilities[indices])
-        policy._drawn_bounds = torch.full((batch_size,), torch.inf)  # no outliers
         chance = probabilities[indices].prod()
         expected_gradient = expected_gradient + chance * step_gradient(
             policy, module, X, y, sample_weight, indices

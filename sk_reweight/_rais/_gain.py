@@ -17,9 +17,12 @@ when the learning rate is multiplied by :math:`r`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from ._state_dict import ADVICE, checked_keys, restored_tensor
 
 
 def expected_squared_norm(
@@ -60,6 +63,9 @@ def exact_gain_ratio(
         return 1.0
     return expected_squared_norm(norms, uniform, mean_gradient_sq_norm, batch_size) / sampled
 
+
+GAIN_STATE_KEYS = ("batch_size", "moments", "level", "steps")
+"""The keys of :meth:`GainRatioEstimator.state_dict`."""
 
 LEVEL_SPEEDUP = 10
 """How much faster than the moments the level of :math:`c` that normalises them forgets."""
@@ -178,6 +184,31 @@ class GainRatioEstimator:
         self._moments.mul_(keep**n_steps).add_(samples @ (self.alpha * keep**ages))
         self._steps += n_steps
 
+    def update_in_order(
+        self, norms: Tensor, weights: Tensor, batch_gradient_sq_norms: Tensor, size: int
+    ) -> None:
+        """Account for consecutive minibatches of ``size`` draws, the last one possibly shorter.
+
+        Parameters
+        ----------
+        norms, weights : Tensor of shape (n_draws,)
+            The draws of the minibatches, in order (see :meth:`update`).
+        batch_gradient_sq_norms : Tensor of shape (n_minibatches,)
+            :math:`\\|g_R\\|^2` of each minibatch.
+        size : int
+            Draws per minibatch, but for the last.
+        """
+        n_full = len(norms) // size
+        full = n_full * size
+        if n_full:
+            self.update(
+                norms[:full].view(n_full, size),
+                weights[:full].view(n_full, size),
+                batch_gradient_sq_norms[:n_full],
+            )
+        if full < len(norms):
+            self.update(norms[full:], weights[full:], batch_gradient_sq_norms[-1])
+
     def _levels_before(self, batch: Tensor) -> Tensor:
         r"""The bias-corrected moving average of ``batch`` before each of the block's steps.
 
@@ -218,3 +249,30 @@ class GainRatioEstimator:
     def ratio(self) -> float:
         """:meth:`read`'s estimate alone."""
         return self.read()[0]
+
+    def state_dict(self) -> dict[str, Tensor | int]:
+        """The checkpoint's ``gain``: the moving averages on the device and their age.
+
+        ``batch_size``, :math:`M`; ``moments`` (3,) float64, the averages of
+        :math:`a_t, b_t, c_t` (uncorrected); ``level`` () float64, the
+        average of :math:`c` that normalises them; ``steps``, the minibatches
+        folded in so far. ``alpha`` is the fit's ``gain_ema``.
+        """
+        return {
+            "batch_size": self.batch_size,
+            "moments": self._moments,
+            "level": self._level,
+            "steps": self._steps,
+        }
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from :meth:`state_dict`; a :class:`ValueError` for another ``batch_size``."""
+        state = checked_keys(state, GAIN_STATE_KEYS, "gain")
+        if state["batch_size"] != self.batch_size:
+            raise ValueError(
+                f"the checkpoint's gain estimate is for minibatches of {state['batch_size']!r}; "
+                f"this fit draws {self.batch_size}. {ADVICE}"
+            )
+        self._moments = restored_tensor(state["moments"], self._moments, "gain.moments")
+        self._level = restored_tensor(state["level"], self._level, "gain.level")
+        self._steps = state["steps"]

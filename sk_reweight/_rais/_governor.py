@@ -13,7 +13,14 @@ sampling is predicted not to pay.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+
+from ._state_dict import checked_keys
 
 MARGIN = 0.05
 """Importance sampling stops when its predicted speed-up falls below ``1 - MARGIN``."""
@@ -24,6 +31,8 @@ MIN_TIMED_STEPS = 8
 MIN_TIMED_SECONDS = 0.25
 """Least wall-clock time of importance-sampled steps (and of uniform ones) a timed decision
 rests on: runs shorter than this are not timed reliably and keep sampling."""
+
+Result = TypeVar("Result")
 
 
 def predicted_speedup(gain_ratio: float, cost_ratio: float) -> float:
@@ -114,6 +123,13 @@ class SamplingGovernor:
     gain_sum: float = 0.0
     last_prediction: float = math.nan
 
+    @classmethod
+    def for_fallback(cls, uniform_fallback: str | float | None) -> SamplingGovernor | None:
+        """The governor of RAIS's ``uniform_fallback``: ``None`` for ``None`` (switched off)."""
+        if uniform_fallback is None:
+            return None
+        return cls(None if uniform_fallback == "timed" else float(uniform_fallback))
+
     def record_uniform(self, seconds: float, steps: int, measured: bool) -> None:
         """Time uniform steps without bookkeeping.
 
@@ -172,11 +188,107 @@ class SamplingGovernor:
             return math.nan
         return self.sampled.per_step / self.uniform.per_step
 
-    def state(self) -> dict:
-        """Plain values for a checkpoint (:meth:`from_state` restores them)."""
-        return asdict(self)
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``governor``: what it has decided and measured (``cost_ratio`` aside).
 
-    @classmethod
-    def from_state(cls, state: dict) -> SamplingGovernor:
-        times = {key: StepTimes(**state[key]) for key in ("uniform", "sampled")}
-        return cls(**{**state, **times})
+        ``sampling`` (bool), ``wait`` and ``failures`` (int), ``uniform`` and
+        ``sampled`` (``{"seconds": float, "steps": int}``),
+        ``uniform_measured`` (bool), ``gain_sum`` and ``last_prediction``
+        (float).
+        """
+        return {
+            "sampling": self.sampling,
+            "wait": self.wait,
+            "failures": self.failures,
+            "uniform": {"seconds": self.uniform.seconds, "steps": self.uniform.steps},
+            "uniform_measured": self.uniform_measured,
+            "sampled": {"seconds": self.sampled.seconds, "steps": self.sampled.steps},
+            "gain_sum": self.gain_sum,
+            "last_prediction": self.last_prediction,
+        }
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from :meth:`state_dict`."""
+        keys = ("sampling", "wait", "failures", "uniform", "uniform_measured", "sampled")
+        state = checked_keys(state, (*keys, "gain_sum", "last_prediction"), "governor")
+        times = {
+            key: StepTimes(**checked_keys(state[key], ("seconds", "steps"), f"governor.{key}"))
+            for key in ("uniform", "sampled")
+        }
+        for key, value in {**state, **times}.items():
+            setattr(self, key, value)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class BlockClock:
+    """The wall-clock time of RAIS's bookkeeping blocks, told to its governor.
+
+    A block's time runs from the end of the previous block (or the start of
+    the epoch) to the end of its own refresh. An importance-sampled block is
+    timed whole; a uniform block's time less its bookkeeping (the time of
+    :meth:`bookkeeping` calls and of the refresh, on the host) estimates the
+    cost of uniform SGD's steps. The fit's first block is warm-up and not
+    told (a resumed fit has none: :meth:`resume`). A governor's uniform
+    epoch, without bookkeeping, is timed whole (:meth:`end_uniform_epoch`).
+
+    Parameters
+    ----------
+    governor : SamplingGovernor or None
+        Who is told; ``None`` (the governor off) times nothing.
+    """
+
+    def __init__(self, governor: SamplingGovernor | None) -> None:
+        self.governor = governor
+        self.blocks = 0
+        self._block_start = time.perf_counter()
+        self._bookkeeping_seconds = 0.0  # host time of the current block's bookkeeping
+
+    def restart(self) -> None:
+        """A block starts now: at the start of an epoch."""
+        self._block_start = time.perf_counter()
+
+    def resume(self) -> None:
+        """Continue a fit resumed from a checkpoint, past its first block: none is warm-up.
+
+        The uninterrupted fit tells the governor every block after its first,
+        so the resumed one must too, or its decisions would differ.
+        """
+        self.blocks = max(self.blocks, 1)
+
+    def bookkeeping(self, work: Callable[..., Result], *args: Any) -> Result:
+        """``work(*args)``, its time counted as bookkeeping of the current block."""
+        started = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            self._bookkeeping_seconds += time.perf_counter() - started
+
+    def end_block(
+        self, steps: int, sampled: bool, gain_sum: float, refresh_started: float
+    ) -> None:
+        """A block of ``steps`` steps ended with a refresh that started at ``refresh_started``.
+
+        ``sampled``: its steps were importance-sampled, with gain ratios
+        summing to ``gain_sum``.
+        """
+        now = time.perf_counter()
+        seconds, bookkeeping = now - self._block_start, self._bookkeeping_seconds
+        bookkeeping += now - refresh_started
+        self._block_start, self._bookkeeping_seconds = now, 0.0
+        self.blocks += 1
+        if self.governor is None or not steps or self.blocks == 1:
+            return
+        if sampled:
+            self.governor.record_sampled(seconds, steps, gain_sum)
+        else:
+            self.governor.record_uniform(max(seconds - bookkeeping, 0.0), steps, False)
+
+    def end_uniform_epoch(self, steps: int, device: torch.device) -> None:
+        """Tell the governor the time of its uniform epoch of ``steps`` steps, just ended."""
+        synchronize(device)
+        self.governor.record_uniform(time.perf_counter() - self._block_start, steps, measured=True)

@@ -13,11 +13,14 @@ waits for the device.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
+
+from ._state_dict import ADVICE, checked_keys, restored_tensor
 
 HISTORY_LENGTH = 16
 """Gradient norms remembered per example: the longest moving-average window."""
@@ -172,7 +175,9 @@ class NormHistory:
         self.counts = torch.zeros(n_examples, dtype=torch.long, device=device)
         self.features = norm_history_features(self.history, self.counts)
 
-    def record(self, examples: Tensor, norms: Tensor, steps: Tensor, n_steps: int) -> Tensor:
+    def record(
+        self, examples: Tensor, norms: Tensor, steps: Tensor, n_steps: int
+    ) -> tuple[Tensor, Tensor]:
         """Record a block of minibatches (see :func:`prepend_in_order`) and refresh features.
 
         Returns
@@ -191,6 +196,23 @@ class NormHistory:
         self.counts.index_copy_(0, rows, new_counts)
         self.features.index_copy_(0, rows, features)
         return rows, features
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The checkpoint's ``norm_history``: tensors with one row per training example.
+
+        ``history`` (n, 16) float64, the recorded norms newest first;
+        ``counts`` (n,) int64, the records per example; ``features``
+        (n, len(FEATURE_NAMES)) float32, their features as last computed.
+        """
+        return {"history": self.history, "counts": self.counts, "features": self.features}
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from :meth:`state_dict`; a :class:`ValueError` for another ``n``."""
+        state = checked_keys(state, ("history", "counts", "features"), "norm_history")
+        self.history, self.counts, self.features = (
+            restored_tensor(state[key], getattr(self, key), f"norm_history.{key}")
+            for key in ("history", "counts", "features")
+        )
 
 
 class RecentRecords:
@@ -232,6 +254,37 @@ class RecentRecords:
             self.weights[target] = weights[source]
         self._next = (start + n_new) % self.capacity
         self.size = min(self.size + n_new, self.capacity)
+
+    def state_dict(self) -> dict[str, Tensor | int]:
+        """The checkpoint's ``records``: the ring buffer and where it stands.
+
+        ``features`` (capacity, n_features) float32, ``norms`` and ``weights``
+        (capacity,) float32; ``size``, the records filled; ``next``, the slot
+        the next record goes to.
+        """
+        return {
+            "features": self.features,
+            "norms": self.norms,
+            "weights": self.weights,
+            "size": self.size,
+            "next": self._next,
+        }
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from :meth:`state_dict`; a :class:`ValueError` for another capacity."""
+        keys = ("features", "norms", "weights", "size", "next")
+        state = checked_keys(state, keys, "records")
+        self.features, self.norms, self.weights = (
+            restored_tensor(state[key], getattr(self, key), f"records.{key}")
+            for key in ("features", "norms", "weights")
+        )
+        size, position = state["size"], state["next"]
+        if not (0 <= size <= self.capacity and 0 <= position < self.capacity):
+            raise ValueError(
+                f"the checkpoint's records have size {size!r} and next slot {position!r}, "
+                f"outside a ring of {self.capacity} records. {ADVICE}"
+            )
+        self.size, self._next = size, position
 
     def snapshot(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Copies of the filled records as float64 numpy arrays (features, norms, weights)."""

@@ -7,32 +7,25 @@ import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 
 from .._data import TensorDataset, largest_feature_scale
 from .._policies import TrainingStep
-from ._gain import GainRatioEstimator
-from ._governor import SamplingGovernor
+from ._block import BlockDraws, BlockStep
+from ._epoch_record import EpochRecord
+from ._gain import GAIN_STATE_KEYS, GainRatioEstimator
+from ._governor import BlockClock, SamplingGovernor
 from ._history import FEATURE_NAMES, NormHistory, RecentRecords
-from ._norms import PerExampleGradients, batch_gradient_sq_norms
-from ._sampling import ImportanceSamplingPolicy, SamplingTable
+from ._sampling import ImportanceSamplingPolicy
+from ._sampling_state import SamplingState
 from ._solve_schedule import BackgroundSolves
 from ._solver_report import SolverReport, solver_message
-from ._uncertainty import (
-    SolverError,
-    UncertaintySet,
-    outlier_bound,
-    outlier_scale,
-    robust_scores,
-    sampling_distribution,
-    solve_uncertainty_set,
-)
+from ._state_dict import checked_keys
+from ._uncertainty import SolverError, UncertaintySet, outlier_scale, solve_uncertainty_set
 
 DIVERGENCE_MESSAGE = (
     "training diverged in epoch {epoch}: RAIS recorded non-finite gradient norms. Lower lr "
@@ -47,32 +40,6 @@ WAITING_FOR_FIRST_SOLVE = "uniform: waiting for |D| recorded draws before the fi
 
 UNIFORM_FALLBACKS = ("timed",)
 """The string option of ``uniform_fallback``; a number or ``None`` are the others."""
-
-
-@dataclass(frozen=True)
-class BlockStep:
-    """What a step leaves for the end of its bookkeeping block (all on the device).
-
-    Attributes
-    ----------
-    indices, norms : Tensor of shape (batch_size,)
-        The drawn examples and their gradient norms.
-    importance, scale : Tensor of shape (batch_size,) or None
-        Their weights :math:`1/(n p_i)` and outlier multipliers; ``None`` for
-        uniform draws.
-    gradients, coefficients
-        The per-example gradients in the norms' space and their loss
-        coefficients, as kept for the block's minibatch gradients
-        (:func:`~sk_reweight._rais._norms.batch_gradient_sq_norms`, for the
-        gain ratio).
-    """
-
-    indices: Tensor
-    norms: Tensor
-    importance: Tensor | None
-    scale: Tensor | None
-    gradients: PerExampleGradients
-    coefficients: Tensor
 
 
 class RAISPolicy(ImportanceSamplingPolicy):
@@ -104,22 +71,13 @@ class RAISPolicy(ImportanceSamplingPolicy):
     told in one :class:`~sklearn.exceptions.ConvergenceWarning` at the end
     of training (``_solver_report``).
 
-    **Bookkeeping in blocks.** A step itself only draws from the block's
-    :class:`~sk_reweight._rais._sampling.SamplingTable`, measures the drawn
-    norms and caps the outliers against precomputed bounds. Steps 3 and 4
-    are done for ``refresh_interval`` steps at once
-    (:func:`~sk_reweight._rais._history.prepend_in_order`, block updates of
-    the gain estimator), at the end of every block and of every epoch,
-    together with the one read of the device (the gain ratio, and a check
-    that training has not diverged). The scores are kept as the two
-    projections :math:`\langle c, s_i\rangle, \langle d, s_i\rangle` of
-    every example, refreshed for the drawn rows only. Within a block
-    :math:`p` stays as it was at its start: sampling stays unbiased (the
-    weights are those of the :math:`p` actually used), only the freshest
-    norms of the block wait for its end. ``refresh_interval=1`` is the
-    paper's step-by-step algorithm; the default of 16 makes the bookkeeping
-    of a CPU step about 2.6 times cheaper (``docs/benchmarks.md``) and lets a
-    GPU run 16 steps ahead of the host.
+    **Bookkeeping in blocks** (``_block``). A step only draws from the
+    :class:`~sk_reweight._rais._sampling_state.SamplingState` of the set in
+    use (its table and outlier bounds) and measures the drawn norms; steps 3
+    and 4, the refresh of the drawn rows' scores and the one read of the
+    device are done every ``refresh_interval`` steps, at the end of each
+    block and of each epoch. ``refresh_interval=1`` is the paper's
+    step-by-step algorithm.
 
     **The speed governor.** Unless ``uniform_fallback`` is ``None``, a
     :class:`~sk_reweight._rais._governor.SamplingGovernor` predicts at the
@@ -182,40 +140,20 @@ class RAISPolicy(ImportanceSamplingPolicy):
         super().reset(n_samples, generator, device)
         self.uncertainty_set = None
         self.norm_history = NormHistory(n_samples, device)
-        self._coefficients: Tensor | None = None  # (2, n_features): the rows c and d
-        self._projections: Tensor | None = None  # (2, n): <c, s_i> and <d, s_i>
-        self._drawn_bounds: Tensor | None = None
-        self._table: SamplingTable | None = None  # p of the current block
-        self._bounds: Tensor | None = None  # the outlier bounds of the table's scores
+        self._sampling: SamplingState | None = None  # None: uniform draws
         self._block: list[BlockStep] = []
         self._gain: GainRatioEstimator | None = None
         self._steps = 0
         self._draws_with_features = 0
         self._solves: BackgroundSolves | None = None
         self.solver_report = SolverReport()
-        self.governor = (
-            None
-            if self.uniform_fallback is None
-            else SamplingGovernor(
-                None if self.uniform_fallback == "timed" else float(self.uniform_fallback)
-            )
-        )
+        self.governor = SamplingGovernor.for_fallback(self.uniform_fallback)
         self._bookkeeping = True  # False in the governor's uniform epochs
-        self._block_clock = time.perf_counter()
-        self._bookkeeping_seconds = 0.0  # host time of the current block's bookkeeping
-        self._blocks_refreshed = 0
+        self._clock = BlockClock(self.governor)
 
     def _reset_epoch_statistics(self) -> None:
         super()._reset_epoch_statistics()
-        self._outlier_scales: list[Tensor] = []
-        self._drawn = 0
-        self._solve_seconds = 0.0
-        self._solve_status = "none"
-        self._solve_count = 0
-        self._solver_fallbacks = 0
-        self._sampled_steps = 0
-        self._decision = "paper: importance sampling whenever (PT) has a set"
-        self._prediction: float | None = None
+        self._epoch = EpochRecord()
 
     def begin_training(self, module: nn.Module, dataset: TensorDataset) -> None:
         super().begin_training(module, dataset)
@@ -236,58 +174,70 @@ class RAISPolicy(ImportanceSamplingPolicy):
             )
         super().end_training()
         # Histories, scores and (PT) records are not part of the fitted model.
-        self.records = self.norm_history = self._projections = None
-        self._table = self._bounds = self._drawn_bounds = None
+        self.records = self.norm_history = self._sampling = None
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resumed fit needs to go on exactly, at the end of an epoch.
 
-        Besides progress and generators: the norm histories, the (PT) records,
-        the gain estimate, the uncertainty set and its projections, and the
-        solve in flight (waited for, to be installed when it is due).
+        Checkpoint format 4: tensors and plain values under fixed keys (the
+        schema, with dtypes, is in ``docs/saving.md``). Besides the base's
+        (``n_samples``, ``samples_seen``, ``epochs_started``, ``generator``,
+        ``samples_equivalent``, ``ratio``, ``sampler``), the ``state_dict()``
+        of each part, ``None`` where it is absent; ``n`` examples, ``|D|``
+        (PT) records, 12 features:
+
+        - ``norm_history``: ``history`` (n, 16), ``counts`` (n,), ``features`` (n, 12);
+        - ``records``: ``features`` (|D|, 12), ``norms`` and ``weights`` (|D|,), ``size``,
+          ``next``;
+        - ``gain`` (``None`` before the first epoch): ``batch_size``, ``moments`` (3,),
+          ``level`` (), ``steps``;
+        - ``solves`` (idem): ``submitted_at``, ``pending`` (``None``, ``{"set": ...}`` or
+          ``{"error": message}``; waited for);
+        - ``uncertainty_set`` (``None`` before the first (PT) solve): ``c`` and ``d`` (12,),
+          ``status``, ``solve_seconds``, ``solver``, ``iterations``, ``fallback_reason``;
+        - ``sampling`` (``None`` while sampling is uniform): ``coefficients`` (2, 12),
+          ``projections`` (2, n);
+        - ``steps`` (the (PT) clock), ``draws_with_features`` (the first solve waits for |D|);
+        - ``governor`` (``None`` for ``uniform_fallback=None``):
+          :meth:`~sk_reweight._rais._governor.SamplingGovernor.state_dict`;
+        - ``solver_report``: ``solves``, ``fallbacks``, ``failures`` and the first reasons.
+
+        A state of another shape or without these keys is refused by :meth:`resume`.
         """
-        solves = None
-        if self._solves is not None:
-            pending = self._solves.in_flight()
-            solves = {
-                "submitted_at": self._solves.submitted_at,
-                "pending": None if pending is None else _solve_outcome(pending),
-            }
         return {
             **super().checkpoint_state(),
-            "norm_history": _plain_attributes(self.norm_history),
-            "records": _plain_attributes(self.records),
-            "gain": None if self._gain is None else _plain_attributes(self._gain),
-            "coefficients": self._coefficients,
-            "projections": self._projections,
+            "norm_history": self.norm_history.state_dict(),
+            "records": self.records.state_dict(),
+            "gain": _state_dict(self._gain),
+            "solves": _state_dict(self._solves),
+            "uncertainty_set": _state_dict(self.uncertainty_set),
+            "sampling": _state_dict(self._sampling),
             "steps": self._steps,
             "draws_with_features": self._draws_with_features,
-            "uncertainty_set": _set_state(self.uncertainty_set),
-            "solves": solves,
-            "governor": None if self.governor is None else self.governor.state(),
+            "governor": _state_dict(self.governor),
+            "solver_report": self.solver_report.state_dict(),
         }
 
     def resume(self, state: dict[str, Any]) -> None:
         super().resume(state)
-        _restore_attributes(self.norm_history, state["norm_history"], self.device)
-        _restore_attributes(self.records, state["records"], self.device)
+        self.norm_history.load_state_dict(state["norm_history"])
+        self.records.load_state_dict(state["records"])
         if state["gain"] is not None:
-            self._start(state["gain"]["batch_size"])
-            _restore_attributes(self._gain, state["gain"], self.device)
-            solves = state["solves"]
-            pending = None if solves["pending"] is None else _finished(solves["pending"])
-            self._solves.resume(solves["submitted_at"], pending)
+            self._start(checked_keys(state["gain"], GAIN_STATE_KEYS, "gain")["batch_size"])
+            self._gain.load_state_dict(state["gain"])
+            self._solves.load_state_dict(state["solves"])
         self._steps = state["steps"]
         self._draws_with_features = state["draws_with_features"]
+        self.solver_report.load_state_dict(state["solver_report"])
         if state["governor"] is not None and self.governor is not None:
-            self.governor = SamplingGovernor.from_state(state["governor"])
-        self.uncertainty_set = _uncertainty_set(state["uncertainty_set"])
-        self._coefficients, self._projections = (
-            None if t is None else t.to(self.device)
-            for t in (state["coefficients"], state["projections"])
-        )
-        if self._projections is not None:
-            self._table, self._bounds = SamplingTable(self._scores()), self._outlier_bounds()
+            self.governor.load_state_dict(state["governor"])
+            self._clock.resume()
+        if state["uncertainty_set"] is not None:
+            self.uncertainty_set = UncertaintySet.from_state_dict(state["uncertainty_set"])
+        if state["sampling"] is not None:
+            self._sampling = SamplingState.from_state_dict(
+                state["sampling"], self.n_samples, self.device, self.outlier_threshold
+            )
 
     # ------------------------------------------------------------- sampling
 
@@ -296,28 +246,16 @@ class RAISPolicy(ImportanceSamplingPolicy):
 
         Uniform until the first (PT) solve.
         """
-        if self._projections is None:
+        if self._sampling is None:
             return torch.full((self.n_samples,), 1.0 / self.n_samples, device=self.device)
-        return sampling_distribution(self._scores()).float()
-
-    def _scores(self) -> Tensor:
-        """:func:`robust_scores` from the kept projections: no ``n x d`` product."""
-        return robust_scores(*self._projections)
-
-    def _project(self, features: Tensor) -> Tensor:
-        """:math:`(\\langle c, s\\rangle, \\langle d, s\\rangle)` of feature rows; non-finite → 0.
-
-        Non-finite features only arise from diverged training, which the gain
-        read reports; zeroing them keeps the draws well defined meanwhile.
-        """
-        return torch.nan_to_num_(self._coefficients @ features.T, nan=0.0, posinf=0.0)
+        return self._sampling.probabilities()
 
     def epoch_batches(self, batch_size: int) -> Iterator[Tensor]:
         if self._gain is None:
             self._start(batch_size)
-        self._block_clock = time.perf_counter()
+        self._clock.restart()
         if self.epochs_started == 0:
-            self._decision = "uniform: the first epoch fills the norm histories"
+            self._epoch.decision = "uniform: the first epoch fills the norm histories"
             yield from self._uniform_batches(batch_size)
         elif self.governor is not None and not self.governor.sampling:
             self._bookkeeping = False
@@ -325,16 +263,14 @@ class RAISPolicy(ImportanceSamplingPolicy):
                 yield from self._uniform_batches(batch_size)
             finally:
                 self._bookkeeping = True
-            _synchronize(self.device)
-            seconds = time.perf_counter() - self._block_clock
-            self.governor.record_uniform(seconds, self._steps_in_epoch, measured=True)
+            self._clock.end_uniform_epoch(self._steps_in_epoch, self.device)
         else:
             yield from self._importance_sampled_batches(batch_size)
         self._end_block()
-        if self.governor is not None and (self._sampled_steps or not self.governor.sampling):
-            self._decision = self.governor.end_epoch()
+        if self.governor is not None and (self._epoch.sampled_steps or not self.governor.sampling):
+            self._epoch.decision = self.governor.end_epoch()
             prediction = self.governor.last_prediction
-            self._prediction = None if math.isnan(prediction) else prediction
+            self._epoch.prediction = None if math.isnan(prediction) else prediction
 
     def step_ratio(self) -> float:
         return self._ratio if self._bookkeeping else 1.0
@@ -364,16 +300,15 @@ class RAISPolicy(ImportanceSamplingPolicy):
                 return  # the schedule is complete: the engine stops before the next epoch
             n_drawn = min(batch_size, self.n_samples - start)
             self._update_uncertainty_set()
-            if self._table is None:
+            if self._sampling is None:
                 self._batch_weights = None
-                self._decision = WAITING_FOR_FIRST_SOLVE
+                self._epoch.decision = WAITING_FOR_FIRST_SOLVE
                 indices = torch.randint(
                     self.n_samples, (n_drawn,), generator=self.sampler, device=self.device
                 )
             else:
-                indices = self._draw(self._table, n_drawn)
-                self._drawn_bounds = self._bounds.index_select(0, indices)
-                self._sampled_steps += 1
+                indices = self._draw(self._sampling.table, n_drawn)
+                self._epoch.sampled_steps += 1
             yield indices
             self._advance(n_drawn)
 
@@ -392,15 +327,11 @@ class RAISPolicy(ImportanceSamplingPolicy):
     def loss_weights(self, step: TrainingStep) -> Tensor | None:
         if not self._bookkeeping:
             return None
-        started = time.perf_counter()
-        try:
-            return self._measured_loss_weights(step)
-        finally:
-            self._bookkeeping_seconds += time.perf_counter() - started
+        return self._clock.bookkeeping(self._measured_loss_weights, step)
 
     def _measured_loss_weights(self, step: TrainingStep) -> Tensor | None:
         indices = step.indices
-        self._drawn += len(indices)
+        self._epoch.drawn += len(indices)
         relative_weight = self._relative_weight(indices)
         gradients = self.probe.gradients(step.inputs, step.output, step.targets)
         norms = gradients.norms
@@ -408,28 +339,25 @@ class RAISPolicy(ImportanceSamplingPolicy):
             norms = norms * relative_weight
         importance = self._batch_weights
         if importance is None:  # uniform draws: the engine's plain weighted mean
-            if relative_weight is None:
-                coefficients = torch.full_like(norms, 1.0 / len(norms))
-            else:
-                coefficients = relative_weight / relative_weight.sum().clamp_min(1e-30)
-            self._block.append(
-                BlockStep(indices, norms, None, None, *gradients.kept(coefficients))
-            )
+            self._block.append(BlockStep.uniform(indices, norms, gradients, relative_weight))
             return None
-        scale = outlier_scale(norms, self._drawn_bounds)
+        # The minibatch was drawn from self._sampling, which changes only between steps.
+        scale = outlier_scale(norms, self._sampling.bounds.index_select(0, indices))
         multipliers = importance * scale
-        coefficients = multipliers / len(norms)
-        if relative_weight is not None:
-            coefficients = coefficients * relative_weight
         self._block.append(
-            BlockStep(indices, norms, importance, scale, *gradients.kept(coefficients))
+            BlockStep.sampled(
+                indices, norms, importance, scale, multipliers, gradients, relative_weight
+            )
         )
         return self._unbiased(multipliers, relative_weight)
 
     def _end_block(self) -> None:
-        """Record the block's draws and refresh what the next block samples from."""
+        """Record the block's draws, refresh what the next block samples from, time the block."""
         block, self._block = self._block, []
+        started, ratio_used = time.perf_counter(), self._ratio
         self._refresh(block)
+        sampled = bool(block) and block[0].importance is not None
+        self._clock.end_block(len(block), sampled, ratio_used * len(block), started)
 
     def _refresh(self, block: list[BlockStep]) -> None:
         """End a bookkeeping block: record its draws, refresh scores, read the gain ratio.
@@ -440,77 +368,28 @@ class RAISPolicy(ImportanceSamplingPolicy):
         gain estimate takes the block's minibatches in order. All minibatches
         of a block but its last have the same size.
         """
-        started = time.perf_counter()
-        ratio_used = self._ratio
         if block:
-            examples = torch.cat([step.indices for step in block])
-            norms = torch.cat([step.norms for step in block])
-            uniform = block[0].importance is None  # a block is all uniform or all sampled
-            importance = (
-                torch.ones_like(norms) if uniform else torch.cat([s.importance for s in block])
-            )
+            draws = BlockDraws.of(block)
             self.records.add(
-                self.norm_history.features.index_select(0, examples), norms, importance
+                self.norm_history.features.index_select(0, draws.examples),
+                draws.norms,
+                draws.importance,
             )
-            steps = torch.arange(len(examples), device=examples.device).div_(
-                len(block[0].indices), rounding_mode="floor"
+            rows, features = self.norm_history.record(
+                draws.examples, draws.norms, draws.minibatches, draws.n_minibatches
             )
-            rows, features = self.norm_history.record(examples, norms, steps, len(block))
-            if self._projections is not None:
-                self._projections.index_copy_(1, rows, self._project(features))
-            if not uniform:
-                scales = torch.cat([step.scale for step in block])
-                self._outlier_scales.append(scales)
-                norms = norms * scales  # the gain sees the capped norms the step used
-            self._update_gain(block, norms, importance)
+            if self._sampling is not None:
+                self._sampling = self._sampling.refreshed(rows, features)
+            if draws.scales is not None:
+                self._epoch.outlier_scales.append(draws.scales)
+            # The gain sees the capped norms the steps used.
+            self._gain.update_in_order(
+                draws.capped_norms, draws.importance, draws.batch_gradient_sq_norms, draws.size
+            )
         ratio, finite = self._gain.read()
         if not finite:
             raise FloatingPointError(DIVERGENCE_MESSAGE.format(epoch=self.epochs_started))
         self._ratio = ratio
-        if self._projections is not None:
-            self._table, self._bounds = SamplingTable(self._scores()), self._outlier_bounds()
-        now = time.perf_counter()
-        self._time_block(block, now - self._block_clock, now - started, ratio_used)
-        self._block_clock = now
-
-    def _time_block(
-        self, block: list[BlockStep], seconds: float, refresh_seconds: float, ratio: float
-    ) -> None:
-        """Give the governor a block's wall-clock time (the fit's first block is warm-up).
-
-        A uniform block's time less its bookkeeping (timed on the host) estimates
-        the cost of uniform SGD's steps; an importance-sampled block is timed whole.
-        """
-        bookkeeping = self._bookkeeping_seconds + refresh_seconds
-        self._bookkeeping_seconds = 0.0
-        self._blocks_refreshed += 1
-        if self.governor is None or not block or self._blocks_refreshed == 1:
-            return
-        if block[0].importance is None:
-            self.governor.record_uniform(max(seconds - bookkeeping, 0.0), len(block), False)
-        else:
-            self.governor.record_sampled(seconds, len(block), ratio * len(block))
-
-    def _outlier_bounds(self) -> Tensor:
-        return outlier_bound(*self._projections, self.outlier_threshold)
-
-    def _update_gain(self, block: list[BlockStep], norms: Tensor, importance: Tensor) -> None:
-        """Eq. 7's moments of the block's minibatches, in order (a shorter last one apart)."""
-        squared_norms = batch_gradient_sq_norms(
-            [step.gradients for step in block], [step.coefficients for step in block]
-        )
-        size, n_full = len(block[0].indices), len(block)
-        if len(block[-1].indices) != size:
-            n_full -= 1
-        full = n_full * size
-        if n_full:
-            self._gain.update(
-                norms[:full].view(n_full, size),
-                importance[:full].view(n_full, size),
-                squared_norms[:n_full],
-            )
-        if n_full < len(block):
-            self._gain.update(norms[full:], importance[full:], squared_norms[-1])
 
     # ------------------------------------------------- the uncertainty set
 
@@ -555,96 +434,30 @@ class RAISPolicy(ImportanceSamplingPolicy):
             result = finished.result()
         except (SolverError, ValueError, ArithmeticError) as exc:
             self.solver_report.record_failure(str(exc))  # told at the end of training
-            self._solve_status = "failed"
+            self._epoch.solve_status = "failed"
             return
         self.solver_report.record_set(result.fallback_reason)
         self.uncertainty_set = result
-        self._solve_seconds += result.solve_seconds
-        self._solve_status = result.status
-        self._solve_count += 1
-        self._solver_fallbacks += result.fallback_reason is not None
-        self._coefficients = torch.as_tensor(
-            np.stack([result.c, result.d]), dtype=torch.float32, device=self.device
+        self._epoch.record_set(result)
+        self._sampling = SamplingState.from_set(
+            result, self.norm_history.features, self.outlier_threshold
         )
-        self._projections = self._project(self.norm_history.features)
-        self._table = SamplingTable(self._scores())
-        self._bounds = self._outlier_bounds()
-        if self._table.total <= 0:
+        if self._sampling.scores_all_zero:
             warnings.warn(
                 "RAIS's uncertainty set gives every example a zero score (all recorded "
                 "gradient norms are zero); sampling uniformly.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-            self._coefficients = self._projections = None
-            self._table = self._bounds = None
+            self._sampling = None
 
     # ----------------------------------------------------------- statistics
 
     def epoch_statistics(self) -> dict[str, float | str]:
-        scales = self._outlier_scales
-        outliers = int((torch.cat(scales) < 1).sum()) if scales else 0
-        statistics = {
-            "solve_seconds": self._solve_seconds,
-            "solve_status": self._solve_status,
-            "solves": self._solve_count,
-            "solver_fallbacks": self._solver_fallbacks,
-            "outlier_fraction": outliers / max(self._drawn, 1),
-            "sampling": "importance" if self._sampled_steps else "uniform",
-            "sampling_decision": self._decision,
-            "predicted_speedup": self._prediction,
-        }
+        statistics = self._epoch.statistics()  # before the base resets the epoch's record
         return {**super().epoch_statistics(), **statistics}
 
 
-def _synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on the CPU), before reading a clock."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# --------------------------------------------------- checkpoints (TrainingCheckpoint)
-
-
-def _plain_attributes(instance: object) -> dict[str, Any]:
-    """An object's tensor and number attributes (the state of the bookkeeping classes)."""
-    plain = (Tensor, int, float, bool, type(None))
-    return {name: v for name, v in vars(instance).items() if isinstance(v, plain)}
-
-
-def _restore_attributes(instance: object, state: dict[str, Any], device: torch.device) -> None:
-    for name, value in state.items():
-        setattr(instance, name, value.to(device) if isinstance(value, Tensor) else value)
-
-
-def _set_state(result: UncertaintySet | None) -> dict[str, Any] | None:
-    """An uncertainty set as tensors and plain values (``c`` and ``d`` exactly, in float64)."""
-    if result is None:
-        return None
-    state = dict(vars(result))
-    state["c"], state["d"] = torch.tensor(result.c), torch.tensor(result.d)
-    return state
-
-
-def _uncertainty_set(state: dict[str, Any] | None) -> UncertaintySet | None:
-    if state is None:
-        return None
-    return UncertaintySet(**{**state, "c": state["c"].numpy(), "d": state["d"].numpy()})
-
-
-def _solve_outcome(finished: Future) -> dict[str, Any]:
-    """A finished solve's set, or the message of its failure."""
-    error = finished.exception()
-    if error is not None:
-        return {"error": str(error)}
-    return {"set": _set_state(finished.result())}
-
-
-def _finished(outcome: dict[str, Any]) -> Future:
-    """A completed future with the outcome of :func:`_solve_outcome`."""
-    future: Future = Future()
-    if "error" in outcome:
-        future.set_exception(SolverError(outcome["error"]))
-    else:
-        future.set_result(_uncertainty_set(outcome["set"]))
-    return future
+def _state_dict(bookkeeping: Any) -> dict[str, Any] | None:
+    """``bookkeeping.state_dict()``, ``None`` for ``None`` (not started, or switched off)."""
+    return None if bookkeeping is None else bookkeeping.state_dict()

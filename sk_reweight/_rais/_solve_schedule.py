@@ -9,10 +9,12 @@ and ``random_state`` reproduces it bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ._pt_problem import SolverError
+from ._state_dict import checked_keys
 from ._uncertainty import UncertaintySet
 
 
@@ -63,18 +65,38 @@ class BackgroundSolves:
             pending.exception()  # waits without raising
         return pending
 
-    def in_flight(self) -> Future | None:
-        """The solve submitted last and not collected yet, once finished (waits for it).
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``solves``: the clock and the solve in flight, waited for.
 
-        It stays pending: :meth:`collect` still returns it when it is due.
+        ``submitted_at``, the step of the last submission (``None`` before
+        the first); ``pending``, ``None`` or the outcome of the solve not yet
+        installed: ``{"set": UncertaintySet.state_dict()}`` or
+        ``{"error": message}``. It stays pending: :meth:`collect` still
+        returns it when it is due.
         """
+        outcome = None
         if self._pending is not None:
-            self._pending.exception()  # waits without raising
-        return self._pending
+            error = self._pending.exception()  # waits without raising
+            outcome = (
+                {"set": self._pending.result().state_dict()}
+                if error is None
+                else {"error": str(error)}
+            )
+        return {"submitted_at": self._submitted_at, "pending": outcome}
 
-    def resume(self, submitted_at: int | None, pending: Future | None) -> None:
-        """Continue a clock whose last solve was submitted at ``submitted_at`` (a checkpoint)."""
-        self._submitted_at, self._pending = submitted_at, pending
+    def load_state_dict(self, state: Any) -> None:
+        """Continue the clock of :meth:`state_dict`, its pending outcome due when it was."""
+        state = checked_keys(state, ("submitted_at", "pending"), "solves")
+        outcome = state["pending"]
+        pending: Future | None = None
+        if outcome is not None:
+            pending = Future()
+            if isinstance(outcome, Mapping) and set(outcome) == {"error"}:
+                pending.set_exception(SolverError(outcome["error"]))
+            else:
+                outcome = checked_keys(outcome, ("set",), "solves.pending")
+                pending.set_result(UncertaintySet.from_state_dict(outcome["set"]))
+        self._submitted_at, self._pending = state["submitted_at"], pending
 
     def shutdown(self) -> Future | None:
         """Stop the worker thread after collecting the last solve, which is returned."""

@@ -11,6 +11,9 @@ unstable, what to change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from ._state_dict import checked_keys
 
 UNSCALED_FEATURE_SCALE = 10.0
 """A largest feature root mean square above which the inputs look unscaled
@@ -56,6 +59,22 @@ class SolverReport:
     def eventful(self) -> bool:
         """Whether any solve fell back to cvxpy or failed."""
         return bool(self.fallbacks or self.failures)
+
+    def state_dict(self) -> dict[str, int | str | None]:
+        """The checkpoint's ``solver_report``: its five fields, under their names."""
+        return {
+            "solves": self.solves,
+            "fallbacks": self.fallbacks,
+            "failures": self.failures,
+            "first_fallback_reason": self.first_fallback_reason,
+            "first_failure": self.first_failure,
+        }
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from :meth:`state_dict`: a resumed fit reports the solves before it too."""
+        keys = ("solves", "fallbacks", "failures", "first_fallback_reason", "first_failure")
+        for key, value in checked_keys(state, keys, "solver_report").items():
+            setattr(self, key, value)
 
 
 def solver_message(report: SolverReport, cvxpy_solver: str, feature_scale: float) -> str:

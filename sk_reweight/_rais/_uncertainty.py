@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor
 from ._cvxpy import CVXPY_SOLVERS, check_conic_solver, solve_pt_cvxpy
 from ._newton import MAX_ITERATIONS, NewtonCertificationError, solve_pt_newton
 from ._pt_problem import SolverError, prepare_pt_problem, to_original_units, to_problem_units
+from ._state_dict import ADVICE, checked_keys
 
 __all__ = [
     "CVXPY_SOLVERS",
@@ -169,6 +171,28 @@ class UncertaintySet:
     solver: str
     iterations: int
     fallback_reason: str | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The set as a checkpoint holds it: its fields, ``c`` and ``d`` as float64 tensors."""
+        return {
+            "c": torch.tensor(self.c),
+            "d": torch.tensor(self.d),
+            "status": self.status,
+            "solve_seconds": self.solve_seconds,
+            "solver": self.solver,
+            "iterations": self.iterations,
+            "fallback_reason": self.fallback_reason,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Any) -> UncertaintySet:
+        """The set :meth:`state_dict` saved (``c`` and ``d`` exactly)."""
+        keys = ("c", "d", "status", "solve_seconds", "solver", "iterations", "fallback_reason")
+        state = checked_keys(state, keys, "uncertainty_set")
+        c, d = state["c"], state["d"]
+        if not (isinstance(c, Tensor) and isinstance(d, Tensor) and c.shape == d.shape):
+            raise ValueError(f"the checkpoint's uncertainty set has malformed c and d. {ADVICE}")
+        return cls(**{**state, "c": c.numpy(), "d": d.numpy()})
 
 
 def solve_uncertainty_set(

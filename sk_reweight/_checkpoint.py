@@ -27,9 +27,9 @@ CHECKPOINT_FORMAT = 4
 
 A checkpoint is a dictionary of tensors and plain values: ``format``,
 ``fingerprint`` (JSON), ``epochs``, ``module`` and ``optimizer`` (state
-dicts), ``history`` (JSON), ``policy`` (the policy's ``checkpoint_state``:
+dicts), ``history`` (JSON), ``policy`` (the policy's ``state_dict``:
 for RAIS the schema documented in
-:meth:`~sk_reweight._rais._policy.RAISPolicy.checkpoint_state`),
+:meth:`~sk_reweight._rais._policy.RAISPolicy.state_dict`),
 ``augmentation_rng``, ``generators``, ``torch_rng``, ``cuda_rng`` and
 ``early_stopping``. 4: the policy's bookkeeping under fixed, documented keys
 (3 saved RAIS's private attribute names; 2 lacked the stopping rule's state).
@@ -370,7 +370,7 @@ class TrainingCheckpoint(Callback):
             "module": net.module_.state_dict(),
             "optimizer": net.optimizer_.state_dict(),
             "history": json.dumps(list(net.history), default=_plain),
-            "policy": net.policy.checkpoint_state(),
+            "policy": net.policy.state_dict(),
             "augmentation_rng": _generator_state(net.augmentation_generator),
             "generators": self._fit.generator_states(),
             # torch's global generators belong to the fit in the main thread only.
@@ -393,7 +393,7 @@ class TrainingCheckpoint(Callback):
             ) from None
         net.optimizer_.load_state_dict(state["optimizer"])
         net.history = History(json.loads(state["history"]))
-        net.policy.resume(state["policy"])
+        net.policy.load_state_dict(state["policy"])
         if net.augmentation_generator is not None and state["augmentation_rng"] is not None:
             net.augmentation_generator.set_state(state["augmentation_rng"])
         self._fit.restore_generators(state["generators"])

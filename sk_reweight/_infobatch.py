@@ -166,12 +166,12 @@ class InfoBatchPolicy(MinibatchPolicy):
         # Per-example state of the training set is not part of the fitted model.
         self.scores = self.epoch_weights = self.sample_weight = None
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The base's keys and ``scores``, (n,) float32: each example's latest loss."""
-        return {**super().checkpoint_state(), "scores": self.scores.cpu()}
+        return {**super().state_dict(), "scores": self.scores.cpu()}
 
-    def resume(self, state: dict[str, Any]) -> None:
-        super().resume(state)  # refuses another n
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)  # refuses another n
         self.scores.copy_(state["scores"])
 
     @property

@@ -87,8 +87,8 @@ class MinibatchPolicy:
     once :attr:`progress` reaches ``max_epochs``. Before any data are copied,
     ``fit`` calls :meth:`check_module` on the network; after training it sets
     the classifier's fitted attributes from :meth:`fitted_attributes`.
-    :class:`~sk_reweight.TrainingCheckpoint` saves :meth:`checkpoint_state`
-    at the ends of epochs and restores it with :meth:`resume`.
+    :class:`~sk_reweight.TrainingCheckpoint` saves :meth:`state_dict`
+    at the ends of epochs and restores it with :meth:`load_state_dict`.
 
     Attributes
     ----------
@@ -203,7 +203,7 @@ class MinibatchPolicy:
         """Training stopped; release what :meth:`begin_training` acquired, and the generator."""
         self.generator = None
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """What a resumed fit needs to go on where this one is, at the end of an epoch.
 
         Progress (which drives the learning-rate schedule and the stop), the
@@ -217,8 +217,8 @@ class MinibatchPolicy:
             "generator": self.generator.get_state(),
         }
 
-    def resume(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`checkpoint_state` (after :meth:`begin_training`)."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (after :meth:`begin_training`): a resumed fit."""
         if state["n_samples"] != self.n_samples:
             raise ValueError(
                 f"the checkpoint was written while training on {state['n_samples']} examples; "

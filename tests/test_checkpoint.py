@@ -527,7 +527,7 @@ RAIS_POLICY_KEYS = {
     "norm_history", "records", "gain", "solves", "uncertainty_set", "sampling", "steps",
     "draws_with_features", "governor", "solver_report",
 }  # fmt: skip
-"""The keys of RAISPolicy.checkpoint_state, as its docstring and docs/saving.md list them."""
+"""The keys of RAISPolicy.state_dict, as its docstring and docs/saving.md list them."""
 
 
 @pytest.fixture(scope="module")

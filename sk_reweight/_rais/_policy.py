@@ -176,7 +176,7 @@ class RAISPolicy(ImportanceSamplingPolicy):
         # Histories, scores and (PT) records are not part of the fitted model.
         self.records = self.norm_history = self._sampling = None
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Everything a resumed fit needs to go on exactly, at the end of an epoch.
 
         Checkpoint format 4: tensors and plain values under fixed keys (the
@@ -202,10 +202,10 @@ class RAISPolicy(ImportanceSamplingPolicy):
           :meth:`~sk_reweight._rais._governor.SamplingGovernor.state_dict`;
         - ``solver_report``: ``solves``, ``fallbacks``, ``failures`` and the first reasons.
 
-        A state of another shape or without these keys is refused by :meth:`resume`.
+        A state of another shape or without these keys is refused by :meth:`load_state_dict`.
         """
         return {
-            **super().checkpoint_state(),
+            **super().state_dict(),
             "norm_history": self.norm_history.state_dict(),
             "records": self.records.state_dict(),
             "gain": _state_dict(self._gain),
@@ -218,8 +218,8 @@ class RAISPolicy(ImportanceSamplingPolicy):
             "solver_report": self.solver_report.state_dict(),
         }
 
-    def resume(self, state: dict[str, Any]) -> None:
-        super().resume(state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         self.norm_history.load_state_dict(state["norm_history"])
         self.records.load_state_dict(state["records"])
         if state["gain"] is not None:

@@ -131,16 +131,16 @@ class ImportanceSamplingPolicy(MinibatchPolicy):
         """The sampling distribution over the training set for the next minibatch."""
         raise NotImplementedError
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
-            **super().checkpoint_state(),
+            **super().state_dict(),
             "samples_equivalent": self.samples_equivalent,
             "ratio": self._ratio,
             "sampler": self.sampler.get_state(),
         }
 
-    def resume(self, state: dict[str, Any]) -> None:
-        super().resume(state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         self.samples_equivalent = state["samples_equivalent"]
         self._ratio = state["ratio"]
         self.sampler.set_state(state["sampler"])

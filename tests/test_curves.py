@@ -146,6 +146,8 @@ def test_a_monotone_frontier_reads_monotone_and_within_its_points(frontier, t1, 
     a_high = frontier_accuracy(seconds, accuracy, high)
     assert a_low <= a_high + 1e-12
     assert accuracy[0] - 1e-12 <= a_low <= accuracy[-1] + 1e-12
-    # Uniform SGD reaches the accuracy it has at time t no later than t (on its time range).
+    # Uniform SGD reaches the accuracy it has at time t no later than t (on its time range),
+    # up to rounding: on a nearly flat segment (0.9999999999999999 to 1.0) the interpolated
+    # accuracy may round up to the next point's, so the target is taken 1e-12 lower.
     if seconds[0] <= high <= seconds[-1]:
-        assert frontier_seconds_to_accuracy(seconds, accuracy, a_high) <= high + 1e-9
+        assert frontier_seconds_to_accuracy(seconds, accuracy, a_high - 1e-12) <= high + 1e-9

@@ -10,7 +10,6 @@ train it, set the fitted attributes. Subclasses only say which
 
 from __future__ import annotations
 
-import copy
 import warnings
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from ._inputs import (
     validated_examples,
 )
 from ._modules import ModuleFactory, build_module, check_module_output, hidden_widths
-from ._persistence import load_net_state, loading_device, saved_net
+from ._persistence import NetSnapshot, load_net_state, loading_device, saved_net
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule
 
@@ -230,15 +229,16 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         """Leave the classifier as it was when the block raises (a Ctrl-C included).
 
         ``in_place``: the block may train the fitted ``net_`` in place (a warm
-        or incremental fit), so a copy of it is kept to restore.
+        or incremental fit), so a :class:`~sk_reweight._persistence.NetSnapshot`
+        of it is kept to restore.
         """
         previous_state = self.__dict__.copy()
-        if in_place and hasattr(self, "net_"):
-            previous_state["net_"] = copy.deepcopy(self.net_)
-            previous_state["history_"] = previous_state["net_"].history
+        snapshot = NetSnapshot(self.net_) if in_place and hasattr(self, "net_") else None
         try:
             yield
         except BaseException:
+            if snapshot is not None:
+                snapshot.restore()
             self.__dict__ = previous_state
             raise
 

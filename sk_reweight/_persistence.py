@@ -13,6 +13,7 @@ minibatch policy state, no fitted state of the callbacks.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -150,3 +151,45 @@ def load_net_state(net: Any, saved: dict[str, Any]) -> None:
     net.module_.load_state_dict(tensors_from_bytes(saved["module"], "network weights"))
     net.optimizer_.load_state_dict(optimizer_state_dict(saved["optimizer"]))
     net.history = History(dict(epoch) for epoch in saved["history"])
+
+
+class NetSnapshot:
+    """A fitted net as it is now, to put it back if training it further fails.
+
+    What training a net changes: its settings and fitted attributes (a
+    shallow copy of its attributes), the weights and buffers of its module,
+    its optimizer's state, its gradient scaler's, its callbacks' states and
+    its history, which training only extends (and whose last record it may
+    annotate). Copying these costs the size of the weights and optimizer
+    state and of the callbacks, not of the history, unlike a deep copy of
+    the net, which grows with every epoch trained (every ``partial_fit``
+    call). Restoring puts them back into the same module and optimizer
+    objects.
+    """
+
+    def __init__(self, net: Any):
+        self.net = net
+        self.attributes = dict(vars(net))
+        self.module = {
+            name: tensor.detach().clone() for name, tensor in net.module_.state_dict().items()
+        }
+        self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
+        scaler = net.grad_scaler_
+        self.grad_scaler = None if scaler is None else copy.deepcopy(scaler.state_dict())
+        self.callbacks = copy.deepcopy(net.callbacks_)
+        self.epochs = len(net.history)
+        self.last_epoch = copy.deepcopy(net.history[-1]) if self.epochs else None
+
+    def restore(self) -> None:
+        """Put the net back as it was when the snapshot was taken."""
+        net = self.net
+        net.__dict__.clear()
+        net.__dict__.update(self.attributes)
+        net.module_.load_state_dict(self.module)
+        net.optimizer_.load_state_dict(self.optimizer)
+        if self.grad_scaler is not None:
+            net.grad_scaler_.load_state_dict(self.grad_scaler)
+        net.callbacks_ = self.callbacks
+        del net.history[self.epochs :]
+        if self.last_epoch is not None:
+            net.history[-1] = self.last_epoch

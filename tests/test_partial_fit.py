@@ -120,3 +120,26 @@ def test_partial_fit_continues_a_model_fitted_with_early_stopping(digits):
     model.set_params(warm_start=True, max_epochs=2, n_iter_no_change=5).fit(X, y)
     assert (rule.monitor, rule.patience, rule.load_best) == ("valid_loss", 5, True)
     assert "valid_loss" in model.history_[-1]
+
+
+def test_an_interrupted_partial_fit_changes_nothing_that_follows(digits, previous_handler):  # noqa: F811
+    """The restored classifier (weights, optimizer state, stopping rule, history) trains on
+    exactly as if the interrupted call had never happened."""
+    X, y = digits
+    chunks = [(X[i::3], y[i::3]) for i in range(3)]
+    reference = RGDClassifier(**SETTINGS)
+    for chunk in chunks:
+        reference.partial_fit(*chunk, classes=np.unique(y))
+    steps = []
+    model = RGDClassifier(**SETTINGS)
+    model.partial_fit(*chunks[0], classes=np.unique(y))
+    model.partial_fit(*chunks[1])
+    model.net_.callbacks_.append(("ctrl_c", CtrlCAtStep(steps, step=2)))
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(*chunks[2])
+    assert [name for name, _ in model.net_.callbacks_][-1] == "ctrl_c"
+    model.net_.callbacks_.pop()
+    model.partial_fit(*chunks[2])
+    assert model.n_iter_ == reference.n_iter_ == 3
+    np.testing.assert_array_equal(model.predict_proba(X), reference.predict_proba(X))
+    assert model.loss_curve_ == reference.loss_curve_

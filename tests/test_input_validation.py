@@ -270,3 +270,20 @@ def test_training_tensors_never_share_the_callers_memory_but_take_over_a_fresh_c
         np.testing.assert_array_equal(tensor.numpy(), validated)
         fresh = given is float64 or isinstance(given, list)
         assert np.shares_memory(tensor.numpy(), validated) == fresh
+
+
+@pytest.mark.parametrize(
+    ("classifier", "message"),
+    [
+        (ERMClassifier(optimizer=torch.optim.LBFGS), "closure"),
+        (RAISClassifier(solver="cvxpy", cvxpy_solver="MOSEK"), "cvxpy_solver"),
+        (ERMClassifier(device="gpu"), "'cuda'"),
+        (ERMClassifier(optimizer=dict), "subclass of torch.optim.Optimizer"),
+    ],
+    ids=["closure optimizer", "missing conic solver", "device name", "not an optimizer"],
+)
+def test_every_parameter_is_resolved_before_the_data_are_read(classifier, message):
+    """The plan of a fit comes first: a bad parameter is named even when X is bad too."""
+    X = np.array([["a", "b"], ["c", "d"]], dtype=object)  # would be refused, later
+    with pytest.raises((ValueError, TypeError), match=message):
+        classifier.fit(X, [0, 1])

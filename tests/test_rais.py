@@ -276,8 +276,14 @@ def test_last_layer_norm_needs_linear_logits(breast_cancer):
     def factory(input_shape, n_classes):
         return nn.Sequential(nn.Linear(input_shape[0], n_classes), nn.LogSoftmax(dim=1))
 
-    with pytest.raises(ValueError, match=r"last nn\.Linear"):
-        RAISClassifier(**{**RAIS, "module": factory}).fit(*breast_cancer)
+    class TrainingStarted(Callback):
+        def on_train_begin(self, net, **kwargs):
+            raise AssertionError("the module should have been refused before training")
+
+    # Refused by the policy's check_module, before the training data are copied or split.
+    refused = RAISClassifier(**{**RAIS, "module": factory}, callbacks=[TrainingStarted()])
+    with pytest.raises(ValueError, match=r"last nn\.Linear .*transforms it"):
+        refused.fit(*breast_cancer)
     model = RAISClassifier(**{**RAIS, "module": factory, "grad_norm": "logits"})
     assert model.fit(*breast_cancer).score(*breast_cancer) > 0.9
 

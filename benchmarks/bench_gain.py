@@ -302,8 +302,7 @@ class GainTruth(Callback):
         return self
 
     def _training_set(self, policy) -> tuple[Tensor, Tensor]:
-        X, (y, _, _) = policy.dataset[slice(0, policy.n_samples)]
-        return X, y
+        return policy.dataset.X, policy.dataset.y
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         if not (training and self.windowed):

@@ -200,8 +200,7 @@ class GainTruth(Callback):
 
     @staticmethod
     def _training_set(policy) -> tuple[Tensor, Tensor]:
-        X, (y, _, _) = policy.dataset[slice(0, policy.n_samples)]
-        return X, y
+        return policy.dataset.X, policy.dataset.y
 
     def on_batch_begin(self, net, batch=None, training=False, indices=None, **kwargs):
         if not training:

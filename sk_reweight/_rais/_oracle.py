@@ -59,11 +59,11 @@ class OraclePolicy(ImportanceSamplingPolicy):
         self.module.eval()
         try:
             for start in range(0, self.n_samples, ORACLE_CHUNK):
-                X, (y, _, index) = self.dataset[slice(start, start + ORACLE_CHUNK)]
+                X, targets = self.dataset[slice(start, start + ORACLE_CHUNK)]
                 with torch.no_grad():
                     logits = self.module(X)
-                gradients = self.probe.gradients(X, logits, y)
-                relative_weight = self._relative_weight(index)
+                gradients = self.probe.gradients(X, logits, targets.y)
+                relative_weight = self._relative_weight(targets.indices)
                 chunk_norms = gradients.norms
                 coefficients = torch.full_like(chunk_norms, 1.0 / self.n_samples)
                 if relative_weight is not None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import Any
 
@@ -43,7 +41,7 @@ from ._inputs import (
     validated_examples,
 )
 from ._modules import ModuleFactory, build_module, check_module_output, hidden_widths
-from ._persistence import NetSnapshot, load_net_state, loading_device, saved_net
+from ._persistence import load_net_state, loading_device, saved_net, unchanged_on_error
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule
 
@@ -221,26 +219,8 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             came first.
         """
         plan = self._plan(warm=self.warm_start and hasattr(self, "net_"))
-        with self._unchanged_on_error(in_place=plan.warm):
+        with unchanged_on_error(self, in_place=plan.warm):
             return self._fit(plan, X, y, sample_weight)
-
-    @contextmanager
-    def _unchanged_on_error(self, in_place: bool) -> Iterator[None]:
-        """Leave the classifier as it was when the block raises (a Ctrl-C included).
-
-        ``in_place``: the block may train the fitted ``net_`` in place (a warm
-        or incremental fit), so a :class:`~sk_reweight._persistence.NetSnapshot`
-        of it is kept to restore.
-        """
-        previous_state = self.__dict__.copy()
-        snapshot = NetSnapshot(self.net_) if in_place and hasattr(self, "net_") else None
-        try:
-            yield
-        except BaseException:
-            if snapshot is not None:
-                snapshot.restore()
-            self.__dict__ = previous_state
-            raise
 
     def _supports_partial_fit(self) -> bool:
         return self._make_policy().supports_partial_fit
@@ -317,7 +297,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         plan = self._plan(
             warm=not first_call, incremental=True, classes=classes if first_call else None
         )
-        with self._unchanged_on_error(in_place=True):
+        with unchanged_on_error(self, in_place=True):
             return self._fit(plan, X, y, sample_weight)
 
     def _fit(

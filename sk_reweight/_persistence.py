@@ -14,6 +14,8 @@ minibatch policy state, no fitted state of the callbacks.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -193,3 +195,23 @@ class NetSnapshot:
         del net.history[self.epochs :]
         if self.last_epoch is not None:
             net.history[-1] = self.last_epoch
+
+
+@contextmanager
+def unchanged_on_error(estimator: Any, in_place: bool) -> Iterator[None]:
+    """Leave a classifier as it was when the block raises (a Ctrl-C included).
+
+    ``in_place``: the block may train the fitted ``net_`` in place (a warm fit
+    or a ``partial_fit`` call), so a :class:`NetSnapshot` of it is kept to
+    restore.
+    """
+    previous_state = estimator.__dict__.copy()
+    in_training = in_place and hasattr(estimator, "net_")
+    snapshot = NetSnapshot(estimator.net_) if in_training else None
+    try:
+        yield
+    except BaseException:
+        if snapshot is not None:
+            snapshot.restore()
+        estimator.__dict__ = previous_state
+        raise

@@ -310,14 +310,14 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         check_augmentation(plan.augmentation, X)
         y_encoded = encoded_labels(self, y, reset=not plan.warm, classes=plan.classes)
         sample_weight = training_weights(X, y, sample_weight, self.class_weight)
+        device = torch.device(self.net_.device) if plan.warm else plan.device
         module = self.net_.module_ if plan.warm else self._build_module(X, plan.seed)
-        module_device = torch.device(self.net_.device) if plan.warm else torch.device("cpu")
-        plan.policy.check_module(module, torch.tensor(X[:2], device=module_device))
+        on_module_device = device if plan.warm else torch.device("cpu")  # built on the CPU
+        plan.policy.check_module(module, torch.tensor(X[:2], device=on_module_device))
 
         dataset = TensorDataset(
             private_tensor(X, given), torch.from_numpy(y_encoded), torch.from_numpy(sample_weight)
         )
-        device = torch.device(self.net_.device) if plan.warm else plan.device
         dataset = dataset.to(data_device(device, dataset.nbytes))
         train_set, valid_set, training_rows = train_validation_split(
             dataset, y_encoded, plan.validation_fraction, plan.seed

@@ -40,7 +40,7 @@ from ._inputs import (
     training_weights,
     validated_examples,
 )
-from ._modules import ModuleFactory, build_module, check_module_output, hidden_widths
+from ._modules import ModuleFactory, build_module, check_module_output
 from ._persistence import load_net_state, loading_device, saved_net, unchanged_on_error
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule
@@ -158,21 +158,21 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- module
 
-    def _build_module(self, X: NDArray, seed: int) -> nn.Module:
-        """Build the network (its weights drawn from ``seed``) and check that it maps ``X``
-        to one logit per class."""
-        with initial_weights_drawn(seed):
-            module = self._new_module()
+    def _build_module(self, X: NDArray, plan: FitPlan) -> nn.Module:
+        """Build the network (its weights drawn from the plan's seed) and check that it maps
+        ``X`` to one logit per class."""
+        with initial_weights_drawn(plan.seed):
+            module = self._new_module(plan)
         check_module_output(module, X[:2], len(self.classes_))
         return module
 
-    def _new_module(self) -> nn.Module:
+    def _new_module(self, plan: FitPlan) -> nn.Module:
         """A freshly initialised network for ``input_shape_`` and ``classes_``."""
         return build_module(
             self.module,
             self.input_shape_,
             len(self.classes_),
-            hidden_widths(self.hidden_layer_sizes),
+            plan.hidden_layer_sizes,
             self.dropout,
         )
 
@@ -311,7 +311,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = encoded_labels(self, y, reset=not plan.warm, classes=plan.classes)
         sample_weight = training_weights(X, y, sample_weight, self.class_weight)
         device = torch.device(self.net_.device) if plan.warm else plan.device
-        module = self.net_.module_ if plan.warm else self._build_module(X, plan.seed)
+        module = self.net_.module_ if plan.warm else self._build_module(X, plan)
         on_module_device = device if plan.warm else torch.device("cpu")  # built on the CPU
         plan.policy.check_module(module, torch.tensor(X[:2], device=on_module_device))
 
@@ -415,7 +415,7 @@ class BaseReweightingClassifier(ClassifierMixin, BaseEstimator):
             self, self._make_policy(), warm=False, device=loading_device(saved["device"]), seed=0
         )
         with initial_weights_drawn():
-            net = self._training_net(plan, self._new_module(), None)
+            net = self._training_net(plan, self._new_module(plan), None)
             net.initialize()
         load_net_state(net, saved)
         return net

@@ -22,6 +22,7 @@ from skorch.callbacks import LRScheduler
 
 from ._convergence import StoppingRule
 from ._devices import resolve_device
+from ._modules import hidden_widths
 from ._output import EpochProgressBar
 from ._policies import MinibatchPolicy
 from ._schedules import LRSchedule, constant_schedule, resolve_lr_schedule
@@ -105,6 +106,8 @@ class FitPlan:
     optimizer : type
         The optimizer class, with ``optimizer_kwargs`` (``weight_decay`` and,
         for SGD, ``momentum``).
+    hidden_layer_sizes : tuple of int
+        The widths of the default network's hidden layers.
     callbacks : list
         The fit's callbacks for a fresh net: the progress bar (``verbose=2``),
         the stopping rule and deep copies of the user's callbacks.
@@ -125,6 +128,7 @@ class FitPlan:
     device: torch.device
     optimizer: type[torch.optim.Optimizer]
     optimizer_kwargs: dict[str, Any]
+    hidden_layer_sizes: tuple[int, ...]
     callbacks: list
 
     def net_settings(self, train_split: Any) -> dict[str, Any]:
@@ -164,8 +168,8 @@ def plan_fit(
     restored), replace the ``device`` parameter and the draw from
     ``random_state``. Raises :class:`TypeError` for an optimizer that is not
     a :class:`torch.optim.Optimizer`, :class:`ValueError` for a closure
-    optimizer, a skorch :class:`~skorch.callbacks.LRScheduler` callback or a
-    device this machine lacks.
+    optimizer, a skorch :class:`~skorch.callbacks.LRScheduler` callback, hidden
+    layer sizes that are not positive integers or a device this machine lacks.
     """
     if seed is None:
         base_seed = check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max)
@@ -193,6 +197,7 @@ def plan_fit(
         device=resolve_device(estimator.device) if device is None else device,
         optimizer=optimizer_class(estimator.optimizer),
         optimizer_kwargs=optimizer_kwargs(estimator),
+        hidden_layer_sizes=hidden_widths(estimator.hidden_layer_sizes),
         callbacks=fit_callbacks(estimator, stopping),
     )
 

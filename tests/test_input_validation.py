@@ -279,8 +279,15 @@ def test_training_tensors_never_share_the_callers_memory_but_take_over_a_fresh_c
         (RAISClassifier(solver="cvxpy", cvxpy_solver="MOSEK"), "cvxpy_solver"),
         (ERMClassifier(device="gpu"), "'cuda'"),
         (ERMClassifier(optimizer=dict), "subclass of torch.optim.Optimizer"),
+        (ERMClassifier(hidden_layer_sizes=(10, 0)), "positive integers"),
     ],
-    ids=["closure optimizer", "missing conic solver", "device name", "not an optimizer"],
+    ids=[
+        "closure optimizer",
+        "missing conic solver",
+        "device name",
+        "not an optimizer",
+        "hidden layer sizes",
+    ],
 )
 def test_every_parameter_is_resolved_before_the_data_are_read(classifier, message):
     """The plan of a fit comes first: a bad parameter is named even when X is bad too."""

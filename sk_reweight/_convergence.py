@@ -181,7 +181,7 @@ def not_converged_message(
         )
     if stopping.patience is None or epochs[-1].get(STOP_REASON) != MAX_EPOCHS:
         return ""
-    watched = "validation loss" if stopping.monitor == "valid_loss" else "training loss"
+    watched = "validation loss" if stopping.validates else "training loss"
     return (
         f"{classifier} reached max_epochs={max_epochs} while its {watched} was still "
         f"improving (by more than tol={stopping.threshold:g} within n_iter_no_change="

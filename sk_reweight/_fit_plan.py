@@ -61,6 +61,11 @@ class StoppingSettings:
     threshold: float
     load_best: bool
 
+    @property
+    def validates(self) -> bool:
+        """Whether the fit holds out a validation split (``early_stopping``) for the rule."""
+        return self.monitor == "valid_loss"
+
     def as_parameters(self) -> dict[str, Any]:
         """The settings as :class:`~sk_reweight._convergence.StoppingRule`'s parameters."""
         return {
@@ -110,7 +115,8 @@ class FitPlan:
         The widths of the default network's hidden layers.
     callbacks : list
         The fit's callbacks for a fresh net: the progress bar (``verbose=2``),
-        the stopping rule and deep copies of the user's callbacks.
+        the stopping rule and deep copies of the user's callbacks; empty for a
+        warm fit, whose net keeps the callbacks of its first fit.
     """
 
     warm: bool
@@ -175,8 +181,8 @@ def plan_fit(
         base_seed = check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max)
         epochs_done = estimator.n_iter_ if warm else 0
         seed = int(np.random.SeedSequence([base_seed, epochs_done]).generate_state(1)[0] >> 1)
-    early_stopping = estimator.early_stopping and not incremental
     stopping = stopping_settings(estimator, incremental)
+    optimizer = optimizer_class(estimator.optimizer)
     return FitPlan(
         warm=warm,
         incremental=incremental,
@@ -192,13 +198,13 @@ def plan_fit(
         lr=estimator.lr,
         batch_size=estimator.batch_size,
         augmentation=estimator.augmentation,
-        validation_fraction=estimator.validation_fraction if early_stopping else None,
+        validation_fraction=estimator.validation_fraction if stopping.validates else None,
         stopping=stopping,
         device=resolve_device(estimator.device) if device is None else device,
-        optimizer=optimizer_class(estimator.optimizer),
-        optimizer_kwargs=optimizer_kwargs(estimator),
+        optimizer=optimizer,
+        optimizer_kwargs=optimizer_kwargs(estimator, optimizer),
         hidden_layer_sizes=hidden_widths(estimator.hidden_layer_sizes),
-        callbacks=fit_callbacks(estimator, stopping),
+        callbacks=[] if warm else fit_callbacks(estimator, stopping),
     )
 
 
@@ -243,10 +249,10 @@ def optimizer_class(optimizer: Any) -> type[torch.optim.Optimizer]:
     return resolved
 
 
-def optimizer_kwargs(estimator: Any) -> dict[str, Any]:
-    """The optimizer's parameters besides ``lr``, as skorch's ``optimizer__`` arguments."""
+def optimizer_kwargs(estimator: Any, optimizer: type[torch.optim.Optimizer]) -> dict[str, Any]:
+    """``optimizer``'s parameters besides ``lr``, as skorch's ``optimizer__`` arguments."""
     kwargs: dict[str, Any] = {"optimizer__weight_decay": estimator.weight_decay}
-    if optimizer_class(estimator.optimizer) is torch.optim.SGD:
+    if optimizer is torch.optim.SGD:
         kwargs["optimizer__momentum"] = estimator.momentum
     return kwargs
 
